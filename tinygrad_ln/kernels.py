@@ -1,0 +1,230 @@
+"""Numba kernels: the loops that numpy would run as several passes with temporaries.
+
+This is the only module that imports numba. Every kernel is a plain module-level function
+compiled with ``@njit(cache=True)`` and called directly by an op in ``ops.py``; there are no
+factories and no registries, so what you read here is what runs.
+
+Conventions that keep the number of compiled signatures small:
+  * kernels take C-contiguous arrays of one or two dimensions; ops flatten or reshape first;
+  * float32 and float64 are the only float dtypes that reach a kernel, int64 the only index dtype;
+  * index arrays are checked in Python before a kernel sees them: a kernel never reads out of bounds.
+
+Set ``NUMBA_DISABLE_JIT=1`` and every kernel runs as ordinary Python, so you can step through
+it in a debugger (slowly).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def _choose_cache_dir() -> str | None:
+    """A writable folder for Numba's on-disk cache, or None to compile without caching.
+
+    Numba's own default writes next to this file; where that is read-only (a system install)
+    it would fail at import, so we pick a folder ourselves and never let the cache break import.
+    """
+    candidates = [
+        os.environ.get("NUMBA_CACHE_DIR"),
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
+        os.path.join(tempfile.gettempdir(), f"tinygrad_ln-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"),
+    ]
+    for folder in candidates:
+        if not folder:
+            continue
+        try:
+            os.makedirs(folder, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", delete=True)
+            probe.close()
+            return folder
+        except OSError:
+            continue
+    return None
+
+
+_CACHE_DIR = _choose_cache_dir()
+if _CACHE_DIR is not None:
+    os.environ.setdefault("NUMBA_CACHE_DIR", _CACHE_DIR)
+
+import numba  # noqa: E402  (the cache folder must be chosen before numba reads its config)
+import numpy as np  # noqa: E402
+
+if _CACHE_DIR is not None:
+    numba.config.CACHE_DIR = _CACHE_DIR
+
+# Fast-math without 'nnan'/'ninf': lets LLVM vectorise sums, while NaN and Inf still propagate
+# so that detect_anomaly can see them.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+CACHE = _CACHE_DIR is not None
+
+
+def _jit(fn):
+    return numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True)(fn)
+
+
+# --------------------------------------------------------------------------------------------
+# Fused elementwise backward passes: one read of each input, one write, no temporaries.
+# All take flat (1-d, contiguous) arrays of the same length.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def tanh_backward(y, grad):
+    """grad * (1 - y**2), where y = tanh(x)."""
+    out = np.empty_like(grad)
+    for i in range(grad.size):
+        out[i] = grad[i] * (1.0 - y[i] * y[i])
+    return out
+
+
+@_jit
+def sigmoid_backward(y, grad):
+    """grad * y * (1 - y), where y = sigmoid(x)."""
+    out = np.empty_like(grad)
+    for i in range(grad.size):
+        out[i] = grad[i] * y[i] * (1.0 - y[i])
+    return out
+
+
+@_jit
+def relu_backward(x, grad):
+    """grad where x > 0, else 0."""
+    out = np.empty_like(grad)
+    for i in range(grad.size):
+        out[i] = grad[i] if x[i] > 0 else 0.0
+    return out
+
+
+@_jit
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        v = x[i]
+        if v >= 0:
+            out[i] = 1.0 / (1.0 + np.exp(-v))
+        else:
+            e = np.exp(v)
+            out[i] = e / (1.0 + e)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Reductions
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def sum_rows(x):
+    """Column sums of a 2-d array: (R, C) -> (C,). Undoes broadcasting over leading dims."""
+    rows, cols = x.shape
+    out = np.zeros(cols, dtype=x.dtype)
+    for r in range(rows):
+        for c in range(cols):
+            out[c] += x[r, c]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Softmax and log-softmax over the last axis of a 2-d array (R, C).
+# Both subtract the row maximum first, so logits of +-1000 stay finite.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def softmax_forward(x):
+    """y[r] = exp(x[r] - max x[r]) / sum exp(x[r] - max x[r])."""
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    if cols == 0:
+        return out
+    for r in range(rows):
+        peak = x[r, 0]
+        for c in range(1, cols):
+            if x[r, c] > peak:
+                peak = x[r, c]
+        total = 0.0
+        for c in range(cols):
+            e = np.exp(x[r, c] - peak)
+            out[r, c] = e
+            total += e
+        scale = 1.0 / total
+        for c in range(cols):
+            out[r, c] *= scale
+    return out
+
+
+@_jit
+def softmax_backward(y, grad):
+    """dx = y * (g - sum(g * y)) row by row, where y = softmax(x)."""
+    rows, cols = y.shape
+    out = np.empty_like(grad)
+    for r in range(rows):
+        dot = 0.0
+        for c in range(cols):
+            dot += grad[r, c] * y[r, c]
+        for c in range(cols):
+            out[r, c] = y[r, c] * (grad[r, c] - dot)
+    return out
+
+
+@_jit
+def log_softmax_forward(x):
+    """y[r] = x[r] - max x[r] - log(sum exp(x[r] - max x[r]))."""
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    if cols == 0:
+        return out
+    for r in range(rows):
+        peak = x[r, 0]
+        for c in range(1, cols):
+            if x[r, c] > peak:
+                peak = x[r, c]
+        total = 0.0
+        for c in range(cols):
+            total += np.exp(x[r, c] - peak)
+        shift = peak + np.log(total)
+        for c in range(cols):
+            out[r, c] = x[r, c] - shift
+    return out
+
+
+@_jit
+def log_softmax_backward(y, grad):
+    """dx = g - exp(y) * sum(g) row by row, where y = log_softmax(x)."""
+    rows, cols = y.shape
+    out = np.empty_like(grad)
+    for r in range(rows):
+        total = 0.0
+        for c in range(cols):
+            total += grad[r, c]
+        for c in range(cols):
+            out[r, c] = grad[r, c] - np.exp(y[r, c]) * total
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scatter-add: the backward of a gather. Indices may repeat, so their gradients must add up.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def scatter_add_rows(grad, index, num_rows):
+    """out[index[i]] += grad[i] for rows: grad (N, D), index (N,) in [0, num_rows) -> (num_rows, D)."""
+    n, dim = grad.shape
+    out = np.zeros((num_rows, dim), dtype=grad.dtype)
+    for i in range(n):
+        row = index[i]
+        for d in range(dim):
+            out[row, d] += grad[i, d]
+    return out
+
+
+@_jit
+def scatter_add_flat(grad, index, size):
+    """out[index[i]] += grad[i] on flat arrays: grad (N,), index (N,) in [0, size) -> (size,)."""
+    out = np.zeros(size, dtype=grad.dtype)
+    for i in range(grad.size):
+        out[index[i]] += grad[i]
+    return out

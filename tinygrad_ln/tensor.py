@@ -1,0 +1,511 @@
+"""Tensor: a numpy array, its gradient, and the graph node that produced it.
+
+Every operator and method here turns its arguments into tensors and calls one op's
+``apply`` (see ops.py). The op computes the result; if any input requires grad, the result
+keeps the op as ``grad_fn``, and ``backward`` later walks those nodes (see autograd.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import autograd, ops
+from .random import generator
+
+DEFAULT_FLOAT = np.dtype(np.float32)
+_INT = np.dtype(np.int64)
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+Shape = tuple[int, ...]
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """``data`` as a fresh numpy array with the library's dtype rules.
+
+    Python floats become float32; float32/float64 arrays keep their dtype; other floats become
+    float32; integers become int64; booleans stay bool. An explicit ``dtype`` wins.
+    """
+    if dtype is not None:
+        return np.array(data, dtype=np.dtype(dtype))
+    array = np.array(data)
+    kind = array.dtype.kind
+    if kind == "f":
+        keeps_dtype = isinstance(data, (np.ndarray, np.generic)) and array.dtype in _FLOAT_DTYPES
+        return array if keeps_dtype else array.astype(DEFAULT_FLOAT)
+    if kind in "iu":
+        return array.astype(_INT, copy=False)
+    if kind == "b":
+        return array
+    raise TypeError(f"Tensor: cannot hold data of dtype {array.dtype}; use floats, integers or booleans")
+
+
+def _shape_args(shape: Sequence[Any]) -> Shape:
+    """Accept both ``zeros(2, 3)`` and ``zeros((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+def _is_float(array: np.ndarray) -> bool:
+    return array.dtype.kind == "f"
+
+
+class Tensor:
+    """An n-d array with reverse-mode automatic differentiation.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``: ``data`` is a number, a nested list, a
+    numpy array or a Tensor (copied). Only float tensors may require grad (``TypeError``).
+    """
+
+    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "__weakref__")
+    # let `numpy_array * tensor` reach Tensor.__rmul__ instead of numpy looping over elements
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data: np.ndarray = _as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self.grad_fn: autograd.Function | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _make(data: np.ndarray, grad_fn: autograd.Function | None = None) -> Tensor:
+        """Wrap an array without copying: the fast path for op results and gradients."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.grad_fn = grad_fn
+        t.requires_grad = grad_fn is not None
+        return t
+
+    def _from_op(self, data: np.ndarray, grad_fn: autograd.Function | None) -> Tensor:
+        """Called by ``Function.apply`` on its first input to wrap the op's result."""
+        return Tensor._make(data, grad_fn)
+
+    # ---- constructors ------------------------------------------------------------------------
+
+    @classmethod
+    def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        return cls(np.zeros(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+    @classmethod
+    def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        return cls(np.ones(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+    @classmethod
+    def full(cls, shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor filled with ``value``; the dtype follows the value (int -> int64) unless given."""
+        if dtype is None:
+            dtype = _as_array(value).dtype
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return cls(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def randn(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """Standard normal samples from the library's seeded generator."""
+        dtype = np.dtype(dtype or DEFAULT_FLOAT)
+        return cls(generator().standard_normal(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def rand(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """Uniform samples in [0, 1) from the library's seeded generator."""
+        dtype = np.dtype(dtype or DEFAULT_FLOAT)
+        return cls(generator().random(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def arange(cls, start: float, end: float | None = None, step: float = 1, requires_grad: bool = False,
+               dtype: Any = None) -> Tensor:
+        """``arange(n)`` is 0..n-1 as int64; float arguments give float32, as in PyTorch."""
+        if end is None:
+            start, end = 0, start
+        values = np.arange(start, end, step)
+        return cls(values, requires_grad=requires_grad, dtype=dtype)
+
+    @classmethod
+    def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        return cls(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+    # ---- attributes ---------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Shape:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True unless an op that recorded the graph made this tensor."""
+        return self.grad_fn is None
+
+    def size(self, dim: int | None = None) -> Shape | int:
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    # ---- conversion ---------------------------------------------------------------------------
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and dtype != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.data.dtype != DEFAULT_FLOAT:
+            extras.append(f"dtype={self.data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "Tensor(" + ", ".join([body, *extras]) + ")"
+
+    # identity hashing, so tensors can be dict keys even though == is elementwise
+    __hash__ = object.__hash__
+
+    # ---- autograd -----------------------------------------------------------------------------
+
+    def backward(self, gradient: Any = None) -> None:
+        """Compute d self / d leaf for every leaf that requires grad, adding it into ``.grad``.
+
+        A one-element tensor needs no ``gradient``; any other needs one of the same shape.
+        The graph is kept, so calling backward again adds the same gradients again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no grad_fn")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for one-element outputs; this one has "
+                    f"shape {self.shape}, so pass gradient= of that shape"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.data.dtype)
+            if grad.shape != self.shape:
+                raise RuntimeError(f"backward: gradient has shape {grad.shape} but the tensor has shape {self.shape}")
+        if self.grad_fn is None:
+            self._accumulate_grad(grad)
+        else:
+            autograd.run_backward(self, grad)
+
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
+        """Add ``grad`` into ``.grad`` (called by the engine for leaves and retained tensors)."""
+        if grad.shape != self.data.shape:
+            raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a tensor of shape {self.shape}")
+        if self.grad is None:
+            self.grad = Tensor._make(np.array(grad, dtype=self.data.dtype))  # a private copy
+        else:
+            self.grad.data += grad
+
+    def retain_grad(self) -> Tensor:
+        """Ask a non-leaf tensor to keep its gradient in ``.grad`` during backward."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        if self.grad_fn is not None:
+            autograd.retain(self.grad_fn, self)
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this data but cut from the graph."""
+        return Tensor._make(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place on a leaf; only float tensors may require grad."""
+        if requires_grad and not _is_float(self.data):
+            raise TypeError(f"only floating-point tensors can require gradients, this one is {self.data.dtype}")
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError("requires_grad_: only leaf tensors can stop requiring grad; use detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    # ---- operands -----------------------------------------------------------------------------
+
+    def _operand(self, value: Any) -> Tensor:
+        """``value`` (a Tensor, array or number) as a tensor to combine with this one."""
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+            if _is_float(self.data):
+                return Tensor._make(np.asarray(value, dtype=self.data.dtype))
+            return Tensor._make(np.asarray(value, dtype=DEFAULT_FLOAT if isinstance(value, float) else _INT))
+        return Tensor(value)
+
+    def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
+        """(self, other) as tensors, promoted as PyTorch does: an integer joining a float takes its dtype."""
+        a, b = self, self._operand(other)
+        if a.data.dtype is not b.data.dtype:
+            if _is_float(a.data) and not _is_float(b.data):
+                b = Tensor._make(b.data.astype(a.data.dtype))
+            elif _is_float(b.data) and not _is_float(a.data):
+                a = Tensor._make(a.data.astype(b.data.dtype))
+        return a, b
+
+    def _floating(self) -> Tensor:
+        """This tensor, or a float32 copy of integer data (for exp, log, division...)."""
+        return self if _is_float(self.data) else Tensor._make(self.data.astype(DEFAULT_FLOAT))
+
+    # ---- arithmetic ---------------------------------------------------------------------------
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(*self._pair(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        b, a = self._pair(other)
+        return ops.Add.apply(a, b)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(*self._pair(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        b, a = self._pair(other)
+        return ops.Sub.apply(a, b)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(*self._pair(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        b, a = self._pair(other)
+        return ops.Mul.apply(a, b)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        a, b = self._pair(other)
+        return ops.Div.apply(a._floating(), b._floating())
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        b, a = self._pair(other)
+        return ops.Div.apply(a._floating(), b._floating())
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+            base = self if _is_float(self.data) or isinstance(exponent, int) else self._floating()
+            return ops.PowScalar.apply(base, exponent=exponent)
+        return ops.Pow.apply(*self._pair(exponent))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        b, a = self._pair(base)
+        return ops.Pow.apply(a, b)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(*self._pair(other))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        b, a = self._pair(other)
+        return ops.MatMul.apply(a, b)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    # comparisons: plain boolean tensors outside the graph
+    def _compare(self, other: Any, compare: Any) -> Tensor:
+        a, b = self._pair(other)
+        return Tensor._make(np.asarray(compare(a.data, b.data)))
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    # ---- elementwise functions ----------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self._floating())
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self._floating())
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self._floating())
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self._floating())
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self._floating())
+
+    def relu(self) -> Tensor:
+        return ops.ReLU.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def to(self, dtype: Any) -> Tensor:
+        """This tensor in another dtype; differentiable between float dtypes."""
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        if dtype.kind != "f" or not _is_float(self.data):
+            return Tensor._make(self.data.astype(dtype))
+        return ops.Cast.apply(self, dtype=dtype)
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def long(self) -> Tensor:
+        return self.to(np.int64)
+
+    # ---- reductions ---------------------------------------------------------------------------
+
+    def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
+
+    def mean(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        return ops.Mean.apply(self._floating(), dim=dim, keepdim=keepdim)
+
+    def max(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """The largest values over ``dim`` (values only, like ``torch.amax``; ties share the gradient)."""
+        return ops.Max.apply(self, dim=dim, keepdim=keepdim)
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        return ops.Softmax.apply(self._floating(), dim=dim)
+
+    def log_softmax(self, dim: int = -1) -> Tensor:
+        return ops.LogSoftmax.apply(self._floating(), dim=dim)
+
+    # ---- shape --------------------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return ops.Reshape.apply(self, shape=_shape_args(shape))
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def permute(self, *dims: Any) -> Tensor:
+        dims = _shape_args(dims)
+        if len(dims) != self.ndim:
+            raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {self.shape}")
+        return ops.Permute.apply(self, dims=tuple(ops.normalize_dim(d, self.ndim, "permute") for d in dims))
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        dims = list(range(self.ndim))
+        d0, d1 = ops.normalize_dim(dim0, self.ndim, "transpose"), ops.normalize_dim(dim1, self.ndim, "transpose")
+        dims[d0], dims[d1] = dims[d1], dims[d0]
+        return ops.Permute.apply(self, dims=tuple(dims))
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose of a 2-d tensor (dims reversed in general)."""
+        return ops.Permute.apply(self, dims=tuple(reversed(range(self.ndim))))
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        dim = ops.normalize_dim(dim, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        """Drop size-1 dims (all of them, or only ``dim`` when it has size 1)."""
+        if dim is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            dim = ops.normalize_dim(dim, self.ndim, "squeeze")
+            if self.shape[dim] != 1:
+                return self
+            shape = self.shape[:dim] + self.shape[dim + 1 :]
+        return self.reshape(shape)
+
+    def expand(self, *shape: Any) -> Tensor:
+        """Broadcast to ``shape`` without copying; -1 keeps a dim's size."""
+        shape = _shape_args(shape)
+        offset = len(shape) - self.ndim
+        if offset < 0:
+            raise ValueError(f"expand: cannot expand {self.shape} to fewer dims {shape}")
+        full = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(shape))
+        return ops.Expand.apply(self, shape=full)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.GetItem.apply(self, index=_index_arrays(index))
+
+
+def _index_arrays(index: Any) -> Any:
+    """Replace tensors and lists inside an index by numpy arrays (integer tensors gather)."""
+    if isinstance(index, tuple):
+        return tuple(_index_arrays(part) for part in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        array = np.asarray(index)
+        return array.astype(_INT) if array.dtype.kind in "iu" else array
+    return index
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing dim (differentiable)."""
+    tensors = _tensors(tensors, "cat")
+    return ops.Cat.apply(*tensors, dim=dim)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join same-shape tensors along a new dim (differentiable)."""
+    tensors = _tensors(tensors, "stack")
+    return ops.Stack.apply(*tensors, dim=dim)
+
+
+def _tensors(values: Sequence[Any], op: str) -> list[Tensor]:
+    tensors = [v if isinstance(v, Tensor) else Tensor(v) for v in values]
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:  # promote once, so the op sees one dtype
+        common = np.result_type(*dtypes)
+        tensors = [t if t.dtype == common else t.to(common) for t in tensors]
+    return tensors

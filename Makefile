@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) examples/char_rnn.py --out runs/demo
+	$(PY) examples/tour.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

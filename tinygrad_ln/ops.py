@@ -11,6 +11,7 @@ result. Everything here is plain numpy plus kernel calls.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     added = grad.ndim - len(shape)
     if added > 0 and grad.shape[added:] == shape and len(shape) > 0:
         # the common case (a bias): only leading dims were added; one pass over the rows
-        rows = np.ascontiguousarray(grad).reshape(-1, int(np.prod(shape)))
+        rows = np.ascontiguousarray(grad).reshape(-1, math.prod(shape))
         return kernels.sum_rows(rows).reshape(shape)
     stretched = tuple(i + added for i, n in enumerate(shape) if n == 1 and grad.shape[i + added] != 1)
     summed = grad.sum(axis=tuple(range(added)) + stretched, keepdims=False)
@@ -390,11 +391,16 @@ class Cast(Function):
 
 
 def _expand_reduced(g: np.ndarray, shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool) -> np.ndarray:
-    """Broadcast the gradient of a reduction back over the reduced dims (a read-only view)."""
+    """Broadcast the gradient of a reduction back over the reduced dims."""
     if not keepdim:
         kept_shape = tuple(1 if i in dims else n for i, n in enumerate(shape))
         g = g.reshape(kept_shape)
-    return np.broadcast_to(g, shape)
+    if g.size == 1 and len(dims) == len(shape) and math.prod(shape) <= 65536:
+        # a full reduction of a small tensor: filling a fresh array is cheaper than numpy's view machinery
+        filled = np.empty(shape, dtype=g.dtype)
+        filled[...] = g
+        return filled
+    return np.broadcast_to(g, shape)  # a read-only view: no memory written for big tensors
 
 
 class Sum(Function):
@@ -422,7 +428,7 @@ class Mean(Function):
         self.dims = normalize_dims(dim, x.ndim, "mean")
         self.keepdim = keepdim
         self.shape = x.shape
-        self.count = int(np.prod([x.shape[d] for d in self.dims]))
+        self.count = math.prod(x.shape[d] for d in self.dims)
         return x.mean(axis=self.dims, keepdims=keepdim)
 
     # d mean(x)/dx_i = 1/n
@@ -525,7 +531,7 @@ class GetItem(Function):
             grad = kernels.scatter_add_rows(g.reshape(rows.size, -1), rows, shape[0])
             return grad.reshape(shape)
         if _has_array_index(index):
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             positions = np.arange(size, dtype=np.int64).reshape(shape)[index]
             return kernels.scatter_add_flat(g.reshape(-1), positions.reshape(-1), size).reshape(shape)
         grad = np.zeros(shape, dtype=g.dtype)

@@ -85,8 +85,13 @@ class Tensor:
         return t
 
     def _from_op(self, data: np.ndarray, grad_fn: autograd.Function | None) -> Tensor:
-        """Called by ``Function.apply`` on its first input to wrap the op's result."""
-        return Tensor._make(data, grad_fn)
+        """Called by ``Function.apply`` on its first input to wrap the op's result (as ``_make``)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t.grad = None
+        t.grad_fn = grad_fn
+        t.requires_grad = grad_fn is not None
+        return t
 
     # ---- constructors ------------------------------------------------------------------------
 
@@ -219,7 +224,7 @@ class Tensor:
                     f"backward: grad can be implicitly created only for one-element outputs; this one has "
                     f"shape {self.shape}, so pass gradient= of that shape"
                 )
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, dtype=self.data.dtype)
         else:
             grad = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.data.dtype)
             if grad.shape != self.shape:
@@ -273,7 +278,7 @@ class Tensor:
 
     def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
         """(self, other) as tensors, promoted as PyTorch does: an integer joining a float takes its dtype."""
-        a, b = self, self._operand(other)
+        a, b = self, other if isinstance(other, Tensor) else self._operand(other)
         if a.data.dtype is not b.data.dtype:
             if _is_float(a.data) and not _is_float(b.data):
                 b = Tensor._make(b.data.astype(a.data.dtype))

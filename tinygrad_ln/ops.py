@@ -525,15 +525,15 @@ class GetItem(Function):
     # Integer-array indices may repeat a position, so those gradients are added with a kernel.
     def backward(self, g):
         index, shape = self.index, self.input_shape
-        g = np.ascontiguousarray(g)
         if _is_row_gather(index):
             rows = _nonnegative(np.asarray(index), shape[0]).reshape(-1)
-            grad = kernels.scatter_add_rows(g.reshape(rows.size, -1), rows, shape[0])
+            g_rows = np.ascontiguousarray(g).reshape(rows.size, math.prod(shape[1:]))
+            grad = kernels.scatter_add_rows(g_rows, rows, shape[0])
             return grad.reshape(shape)
         if _has_array_index(index):
             size = math.prod(shape)
             positions = np.arange(size, dtype=np.int64).reshape(shape)[index]
-            return kernels.scatter_add_flat(g.reshape(-1), positions.reshape(-1), size).reshape(shape)
+            return kernels.scatter_add_flat(_flat(g), positions.reshape(-1), size).reshape(shape)
         grad = np.zeros(shape, dtype=g.dtype)
         grad[index] = g  # basic indexing picks each position at most once
         return grad

@@ -567,7 +567,9 @@ COMPARISONS = {
 
 
 @pytest.mark.parametrize("name", COMPARISONS)
-@pytest.mark.parametrize("operands", ["tensor-tensor", "array-tensor", "tensor-array", "tensor-scalar", "scalar-tensor"])
+@pytest.mark.parametrize(
+    "operands", ["tensor-tensor", "array-tensor", "tensor-array", "tensor-scalar", "scalar-tensor"]
+)
 def test_comparisons(name, operands):
     fn, reference = COMPARISONS[name]
     a = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]], dtype=np.float32)

@@ -130,6 +130,8 @@ class Tensor:
         if end is None:
             start, end = 0, start
         values = np.arange(start, end, step)
+        if dtype is None and values.dtype.kind == "f":
+            dtype = DEFAULT_FLOAT  # numpy would give float64
         return cls(values, requires_grad=requires_grad, dtype=dtype)
 
     @classmethod

@@ -447,7 +447,8 @@ class Tensor:
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         dims = list(range(self.ndim))
         d0, d1 = ops.normalize_dim(dim0, self.ndim, "transpose"), ops.normalize_dim(dim1, self.ndim, "transpose")
-        dims[d0], dims[d1] = dims[d1], dims[d0]
+        if self.ndim:  # a 0-d tensor accepts dims 0 and -1 and stays as it is, as in PyTorch
+            dims[d0], dims[d1] = dims[d1], dims[d0]
         return ops.Permute.apply(self, dims=tuple(dims))
 
     @property
@@ -465,7 +466,7 @@ class Tensor:
             shape = tuple(n for n in self.shape if n != 1)
         else:
             dim = ops.normalize_dim(dim, self.ndim, "squeeze")
-            if self.shape[dim] != 1:
+            if self.ndim == 0 or self.shape[dim] != 1:
                 return self
             shape = self.shape[:dim] + self.shape[dim + 1 :]
         return self.reshape(shape)

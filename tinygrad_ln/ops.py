@@ -161,17 +161,21 @@ class Pow(Function):
     name = "pow"
 
     def forward(self, a, b):
-        out = a**b
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, as PyTorch
+            out = a**b
         self.save_for_backward(a, b, out)
         return out
 
-    # d(a**b)/da = b * a**(b-1), d(a**b)/db = a**b * log(a)  (taken as 0 where a == 0 and b >= 0)
+    # d(a**b)/da = b * a**(b-1)  (0 where b == 0, even at a == 0, as PyTorch),
+    # d(a**b)/db = a**b * log(a)  (taken as 0 where a == 0 and b >= 0)
     def backward(self, g):
         a, b, out = self.saved_tensors
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(g * b * a ** (b - 1), a.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(b == 0, 0.0, b * a ** (b - 1)).astype(out.dtype, copy=False)
+            grad_a = unbroadcast(g * local, a.shape)
         if need_b:
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_a = np.where((a == 0) & (b >= 0), 0.0, np.log(a)).astype(out.dtype)
@@ -187,7 +191,8 @@ class PowScalar(Function):
     def forward(self, x, *, exponent):
         self.exponent = exponent
         self.save_for_backward(x)
-        return x**exponent
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, as PyTorch
+            return x**exponent
 
     # d(x**n)/dx = n * x**(n-1)
     def backward(self, g):
@@ -195,7 +200,8 @@ class PowScalar(Function):
         n = self.exponent
         if n == 0:
             return np.zeros_like(g)
-        return g * (n * x ** (n - 1)).astype(g.dtype, copy=False)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -0.5 = inf, as PyTorch
+            return g * (n * x ** (n - 1)).astype(g.dtype, copy=False)
 
 
 class MatMul(Function):
@@ -287,7 +293,7 @@ class Log(Function):
     # d log(x)/dx = 1/x
     def backward(self, g):
         (x,) = self.saved_tensors
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             return g / x
 
 
@@ -305,7 +311,7 @@ class Sqrt(Function):
     # d sqrt(x)/dx = 1 / (2 sqrt(x))
     def backward(self, g):
         (y,) = self.saved_tensors
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 = nan where g = 0 at sqrt(0)
             return g / (2 * y)
 
 

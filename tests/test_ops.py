@@ -289,9 +289,10 @@ def test_permute(data):
 
 @given(data=st.data())
 def test_transpose(data):
-    x = np.random.default_rng(1).standard_normal(data.draw(shapes(min_dims=1)))
+    x = np.random.default_rng(1).standard_normal(data.draw(shapes()))
     d0, d1 = data.draw(dims_in(x.ndim)), data.draw(dims_in(x.ndim))
-    assert_close(Tensor(x).transpose(d0, d1), np.swapaxes(x, d0, d1), np.float64)
+    expected = np.swapaxes(x, d0, d1) if x.ndim else x  # a 0-d tensor accepts dims 0 and -1
+    assert_close(Tensor(x).transpose(d0, d1), expected, np.float64)
     assert_gradcheck(lambda t: t.transpose(d0, d1), x)
 
 
@@ -314,12 +315,11 @@ def test_unsqueeze(data):
 def test_squeeze(data):
     x = np.random.default_rng(3).standard_normal(data.draw(shapes(max_side=2)))
     assert_close(Tensor(x).squeeze(), np.squeeze(x), np.float64)
-    if x.ndim:
-        dim = data.draw(dims_in(x.ndim))
-        # squeezing a dim whose size is not 1 leaves the tensor as it is (PyTorch's rule)
-        expected = np.squeeze(x, axis=dim) if x.shape[dim] == 1 else x
-        assert_close(Tensor(x).squeeze(dim), expected, np.float64)
-        assert_gradcheck(lambda t: t.squeeze(dim), x)
+    dim = data.draw(dims_in(x.ndim))
+    # squeezing a dim whose size is not 1 (or a 0-d tensor) leaves the tensor as it is (PyTorch's rule)
+    expected = np.squeeze(x, axis=dim) if x.ndim and x.shape[dim] == 1 else x
+    assert_close(Tensor(x).squeeze(dim), expected, np.float64)
+    assert_gradcheck(lambda t: t.squeeze(dim), x)
     assert_gradcheck(lambda t: t.squeeze(), x)
 
 

@@ -4,12 +4,15 @@ Start with tensor.py (the Tensor), then autograd.py (the engine), ops.py (each o
 backward) and kernels.py (the Numba loops).
 """
 
+from . import nn, optim
 from .autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
+from .serialize import CheckpointError, load, save
 from .tensor import Tensor, cat, stack
 
 __all__ = [
     "Tensor", "cat", "stack", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
     "gradcheck", "GradcheckError", "manual_seed", "get_rng_state", "set_rng_state",
+    "nn", "optim", "save", "load", "CheckpointError",
 ]

@@ -228,3 +228,99 @@ def scatter_add_flat(grad, index, size):
     for i in range(grad.size):
         out[index[i]] += grad[i]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Layer normalization over the rows of a 2-d array (R, D): the fused LayerNorm op.
+# Statistics are accumulated in float64 and the variance is taken around the mean (two passes),
+# so float32 rows such as 1000 + 100 * noise keep their precision (E[x^2] - E[x]^2 would not).
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def layer_norm_forward(x, weight, bias, eps):
+    """y[r] = (x[r] - mean[r]) * rstd[r] * weight + bias, rstd = 1 / sqrt(biased var + eps).
+
+    Returns (y (R, D), mean (R,), rstd (R,)); mean and rstd are float64, kept for the backward.
+    """
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    mean = np.empty(rows, dtype=np.float64)
+    rstd = np.empty(rows, dtype=np.float64)
+    for r in range(rows):
+        total = 0.0
+        for c in range(cols):
+            total += x[r, c]
+        mu = total / cols
+        squares = 0.0
+        for c in range(cols):
+            centered = x[r, c] - mu
+            squares += centered * centered
+        var_eps = squares / cols + eps
+        # eps = 0 on a constant row: 1/0 = inf, so the output is 0 * inf = NaN, as in PyTorch
+        inv = 1.0 / np.sqrt(var_eps) if var_eps > 0.0 else np.inf
+        mean[r] = mu
+        rstd[r] = inv
+        for c in range(cols):
+            out[r, c] = (x[r, c] - mu) * inv * weight[c] + bias[c]
+    return out, mean, rstd
+
+
+@_jit
+def layer_norm_backward(grad, x, weight, mean, rstd):
+    """Gradients of layer_norm_forward for g = dL/dy, with xhat = (x - mean) * rstd:
+
+    dx[r] = rstd[r] * (g*w - mean(g*w) - xhat * mean(g*w * xhat)),
+    dweight = sum over rows of g * xhat, dbias = sum over rows of g.
+    """
+    rows, cols = x.shape
+    dx = np.empty_like(x)
+    dweight = np.zeros(cols, dtype=np.float64)
+    dbias = np.zeros(cols, dtype=np.float64)
+    for r in range(rows):
+        mu = mean[r]
+        inv = rstd[r]
+        sum_gw = 0.0
+        sum_gw_xhat = 0.0
+        for c in range(cols):
+            xhat = (x[r, c] - mu) * inv
+            gw = grad[r, c] * weight[c]
+            sum_gw += gw
+            sum_gw_xhat += gw * xhat
+        mean_gw = sum_gw / cols
+        mean_gw_xhat = sum_gw_xhat / cols
+        for c in range(cols):
+            xhat = (x[r, c] - mu) * inv
+            dx[r, c] = inv * (grad[r, c] * weight[c] - mean_gw - xhat * mean_gw_xhat)
+            dweight[c] += grad[r, c] * xhat
+            dbias[c] += grad[r, c]
+    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Inverted dropout on flat arrays: threshold the uniform noise and scale the survivors in one pass.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def dropout_forward(x, noise, p, scale):
+    """Keep x[i] * scale where noise[i] >= p (probability 1 - p for noise uniform in [0, 1)), else 0.
+
+    Returns (out, keep): keep is the boolean mask the backward reuses.
+    """
+    out = np.empty_like(x)
+    keep = np.empty(x.size, dtype=np.bool_)
+    for i in range(x.size):
+        kept = noise[i] >= p
+        keep[i] = kept
+        out[i] = x[i] * scale if kept else 0.0
+    return out, keep
+
+
+@_jit
+def dropout_backward(grad, keep, scale):
+    """grad * keep * scale: the gradient flows only through the kept elements."""
+    out = np.empty_like(grad)
+    for i in range(grad.size):
+        out[i] = grad[i] * scale if keep[i] else 0.0
+    return out

@@ -1,0 +1,215 @@
+"""Stateless versions of the layers and the losses, as ``torch.nn.functional``.
+
+The layer classes in this package hold parameters and call these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import ops
+from ..tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _tensor(value: Any) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(value)
+
+
+def _array(value: Any) -> np.ndarray:
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
+# ---- activations ------------------------------------------------------------------------------
+
+
+def tanh(input: Tensor) -> Tensor:
+    return _tensor(input).tanh()
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return _tensor(input).sigmoid()
+
+
+def relu(input: Tensor) -> Tensor:
+    return _tensor(input).relu()
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """exp(x_i) / sum_j exp(x_j) along ``dim`` (stable: the row maximum is subtracted first)."""
+    return _tensor(input).softmax(dim)
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    """x_i - log sum_j exp(x_j) along ``dim``, finite even for logits of +-1000."""
+    return _tensor(input).log_softmax(dim)
+
+
+# ---- layers -----------------------------------------------------------------------------------
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b for x (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    input = _tensor(input)
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise ValueError(
+            f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape} "
+            f"(the last dim of input must be in_features = {weight.shape[-1]})"
+        )
+    out = input @ weight.T
+    return out if bias is None else out + bias
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | tuple[int, ...],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    fused: bool = True,
+) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the trailing ``normalized_shape`` dims.
+
+    The variance is biased (divides by the number of elements) and eps sits inside the sqrt, as
+    in PyTorch. ``weight`` and ``bias`` (optional) have shape ``normalized_shape``. ``fused=True``
+    runs one kernel forward and one backward; ``fused=False`` builds the same formula from
+    primitive ops, so a drawn graph shows every step. A shape mismatch is a ValueError.
+    """
+    input = _tensor(input)
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    if not shape or math.prod(shape) == 0:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must have at least one element")
+    if input.shape[input.ndim - len(shape) :] != shape or input.ndim < len(shape):
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the last dims of input {input.shape}")
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and param.shape != shape:
+            raise ValueError(f"layer_norm: {name} has shape {param.shape}, expected normalized_shape {shape}")
+    if input.dtype.kind != "f":
+        input = input.float()
+    if not fused:
+        return _layer_norm_composed(input, len(shape), weight, bias, eps)
+    weight = Tensor(np.ones(shape, input.dtype)) if weight is None else weight
+    bias = Tensor(np.zeros(shape, input.dtype)) if bias is None else bias
+    return ops.LayerNorm.apply(input, weight, bias, normalized_ndim=len(shape), eps=eps)
+
+
+def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
+    """The layer-norm formula step by step (the reference the fused op is tested against)."""
+    dims = tuple(range(-ndim, 0))
+    mean = x.mean(dim=dims, keepdim=True)
+    centered = x - mean
+    variance = (centered**2).mean(dim=dims, keepdim=True)  # biased: divides by n
+    std = (variance + eps).sqrt()
+    y = centered / std
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1 / (1 - p).
+
+    Returns ``input`` itself when not training, when p = 0, or for an empty tensor; p = 1
+    gives zeros. p outside [0, 1] is a ValueError. The mask comes from the seeded generator.
+    """
+    _check_dropout_probability(p)
+    input = _tensor(input)
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    if input.dtype.kind != "f":
+        raise TypeError(f"dropout: expected a float tensor, got dtype {input.dtype}")
+    return ops.Dropout.apply(input, p=float(p))
+
+
+def _check_dropout_probability(p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``input`` (*) -> (*, dim).
+
+    The row at ``padding_idx`` gets no gradient. Indices outside [0, num_embeddings) are an
+    IndexError and non-integer indices a TypeError, both raised before any lookup.
+    """
+    padding_idx = _padding_index(padding_idx, weight.shape[0])
+    return ops.Embedding.apply(weight, indices=_array(input), padding_idx=padding_idx)
+
+
+def _padding_index(padding_idx: int | None, num_embeddings: int) -> int | None:
+    """``padding_idx`` in [0, num_embeddings) (a negative one counts from the end), or None."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"Padding_idx must be within num_embeddings: got {padding_idx} for {num_embeddings}")
+    return padding_idx % num_embeddings
+
+
+# ---- losses -----------------------------------------------------------------------------------
+
+
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log-likelihood of the target classes, given log-probabilities ``input``.
+
+    input (N, C), (N, C, d1, ...) or (C,); target int (N,), (N, d1, ...) or (). ``weight`` (C,)
+    rescales each class. Targets equal to ``ignore_index`` count for nothing; 'mean' divides by
+    the total weight of the others (NaN when every target is ignored, as in PyTorch).
+    """
+    logp, target, target_shape = _classes_last(_tensor(input), target, reduction, "nll_loss")
+    return _nll(logp, target, target_shape, weight, ignore_index, reduction)
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """nll_loss(log_softmax(input, class dim), target): the classification loss on logits.
+
+    Shapes as in ``nll_loss``: the class dim is 1 (reshape (B, T, V) logits to (B*T, V)).
+    A target outside [0, C) (other than ``ignore_index``) is an IndexError; a float target a TypeError.
+    """
+    logits, target, target_shape = _classes_last(_tensor(input), target, reduction, "cross_entropy")
+    return _nll(logits.log_softmax(dim=-1), target, target_shape, weight, ignore_index, reduction)
+
+
+def _classes_last(input: Tensor, target: Any, reduction: str, op: str) -> tuple[Tensor, np.ndarray, tuple]:
+    """(input as (rows, C) with the class dim last, target as (rows,), target's shape)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; use one of {_REDUCTIONS}")
+    target = _array(target)
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have a class dim, got a 0-d tensor")
+    expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(f"{op}: target of shape {target.shape} does not match input of shape {input.shape} "
+                         f"(expected target shape {expected})")
+    classes = input.shape[0] if input.ndim == 1 else input.shape[1]
+    if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
+        input = input.permute(0, *range(2, input.ndim), 1)
+    return input.reshape(-1, classes), target.reshape(-1), target.shape
+
+
+def _nll(logp: Tensor, target: np.ndarray, target_shape: tuple, weight: Any, ignore_index: int,
+         reduction: str) -> Tensor:
+    if weight is not None:
+        weight = _array(weight)
+        if weight.shape != logp.shape[1:]:
+            raise ValueError(f"nll_loss: weight must have one entry per class, shape {logp.shape[1:]}, "
+                             f"got {weight.shape}")
+    loss = ops.NLLLoss.apply(logp, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    return loss.reshape(target_shape) if reduction == "none" else loss

@@ -1,0 +1,35 @@
+"""In-place initialisers for parameters, as ``torch.nn.init``; every draw uses the seeded generator.
+
+>>> nn.init.uniform_(layer.weight, -0.08, 0.08)
+"""
+
+from __future__ import annotations
+
+from ..random import generator
+from ..tensor import Tensor
+
+
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Fill ``tensor`` in place with samples from U(a, b); returns it."""
+    tensor.data[...] = generator().uniform(a, b, tensor.shape)
+    return tensor
+
+
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Fill ``tensor`` in place with samples from N(mean, std**2); returns it."""
+    tensor.data[...] = generator().normal(mean, std, tensor.shape)
+    return tensor
+
+
+def constant_(tensor: Tensor, value: float) -> Tensor:
+    """Fill ``tensor`` in place with ``value``; returns it."""
+    tensor.data[...] = value
+    return tensor
+
+
+def zeros_(tensor: Tensor) -> Tensor:
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor: Tensor) -> Tensor:
+    return constant_(tensor, 1.0)

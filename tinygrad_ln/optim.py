@@ -1,0 +1,233 @@
+"""Optimizers with PyTorch's update rules: SGD (momentum, Nesterov, weight decay) and Adam.
+
+    opt = optim.Adam(model.parameters(), lr=2e-3)
+    loss.backward(); opt.step(); opt.zero_grad()
+
+``step`` updates each parameter's ``.data`` in place (skipping parameters whose ``.grad`` is
+None); ``state_dict``/``load_state_dict`` save and restore everything needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .autograd import enable_grad, no_grad
+from .tensor import Tensor
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (dicts of 'params' and hyperparameters) and per-parameter ``state``.
+
+    ``params`` is an iterable of tensors, or of dicts ``{'params': [...], 'lr': ...}`` whose
+    missing hyperparameters take the constructor's values. Subclasses write ``_update``.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        groups = [params] if isinstance(params, Tensor) else list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (the defaults fill the rest)."""
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for param in params:
+            if not isinstance(param, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, got {type(param).__name__}")
+            if not param.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor (one made by an op); optimize its leaves")
+        known = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in known for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear more than once in the optimizer's parameter groups")
+        self.param_groups.append({**self.defaults, **group, "params": params})
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter: ``.grad = None`` (PyTorch's default) or zeros."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none:
+                    param.grad = None
+                elif param.grad is not None:
+                    param.grad.data[...] = 0
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns ``closure()`` if one is given."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if param.grad is not None:
+                        self._update(param, param.grad.data, self.state.setdefault(param, {}), group)
+        return loss
+
+    def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def _params_in_order(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{'state': {index: {name: array or number}}, 'param_groups': [{hyperparameters, 'params': [index]}]}``.
+
+        Parameters are numbered in the order of the groups, as in PyTorch; arrays are copies.
+        """
+        index = {id(p): i for i, p in enumerate(self._params_in_order())}
+        state = {
+            index[id(p)]: {key: value.copy() if isinstance(value, np.ndarray) else value for key, value in s.items()}
+            for p, s in self.state.items()
+        }
+        groups = []
+        for group in self.param_groups:
+            saved = {key: value for key, value in group.items() if key != "params"}
+            saved["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(saved)
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state from ``state_dict()`` (groups must have the same sizes)."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
+                             f"this optimizer has {len(self.param_groups)}")
+        by_index = {}
+        for saved, group in zip(saved_groups, self.param_groups):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"loaded state dict has a parameter group of {len(saved['params'])} parameters "
+                                 f"where this optimizer's group has {len(group['params'])}")
+            by_index.update(zip((int(i) for i in saved["params"]), group["params"]))
+        state = {}
+        for index, saved_state in state_dict["state"].items():
+            param = by_index.get(int(index))
+            if param is None:
+                raise ValueError(f"loaded state dict has state for parameter {index}, which no parameter group lists")
+            state[param] = {key: self._restored(param, key, value) for key, value in saved_state.items()}
+        self.state = state
+        for saved, group in zip(saved_groups, self.param_groups):
+            group.update({key: value for key, value in saved.items() if key != "params"})
+
+    @staticmethod
+    def _restored(param: Tensor, key: str, value: Any) -> Any:
+        """A saved state entry for ``param``: arrays copied in the parameter's dtype and checked."""
+        if isinstance(value, Tensor):
+            value = value.data
+        if not isinstance(value, np.ndarray) or value.ndim == 0:
+            return value.item() if isinstance(value, np.ndarray) else value
+        if value.shape != param.shape:
+            raise ValueError(f"optimizer state '{key}' has shape {value.shape}, its parameter {param.shape}")
+        return np.array(value, dtype=param.dtype)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {key}: {value}" for key, value in sorted(group.items()) if key != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _check_nonnegative(**values: float) -> None:
+    for name, value in values.items():
+        if not value >= 0.0:
+            raise ValueError(f"Invalid {name.replace('_', ' ')} value: {value}")
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's rule. With d = grad + weight_decay * p:
+
+        buf = d (first step), then buf = momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf          (only when momentum != 0)
+        p = p - lr * d
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        _check_nonnegative(learning_rate=lr, momentum=momentum, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov}
+        super().__init__(params, defaults)
+
+    def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        momentum = group["momentum"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * param.data
+        if momentum != 0:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = grad.copy()
+            else:
+                buffer *= momentum
+                buffer += (1 - group["dampening"]) * grad
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        param.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), PyTorch's rule. With g = grad + weight_decay * p (L2) and step t:
+
+        m = beta1 * m + (1 - beta1) * g,    v = beta2 * v + (1 - beta2) * g^2
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    ``amsgrad=True`` uses the running maximum of v instead of v.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ) -> None:
+        _check_nonnegative(learning_rate=lr, epsilon=eps, weight_decay=weight_decay)
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": amsgrad}
+        super().__init__(params, defaults)
+
+    def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        beta1, beta2 = group["betas"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * param.data
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(param.data)
+            state["exp_avg_sq"] = np.zeros_like(param.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param.data)
+        state["step"] += 1
+        step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg *= beta1
+        exp_avg += (1 - beta1) * grad
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        if group["amsgrad"]:
+            exp_avg_sq = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        step_size = group["lr"] / (1 - beta1**step)
+        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2**step) + group["eps"]
+        param.data -= step_size * exp_avg / denom

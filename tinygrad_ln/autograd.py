@@ -183,20 +183,24 @@ def topological_order(root: Function) -> list[Function]:
 
     Depth-first with an explicit stack: a node is appended once all of its inputs' nodes are,
     then the list is reversed. Inputs are visited in order, so the result is deterministic.
+    A node is marked visited when it is expanded, not when it is pushed: a node pushed early
+    may be reached again through a longer path, and must then finish after that path's nodes.
     """
     order: list[Function] = []
-    visited = {root}
+    visited: set[Function] = set()
     stack: list[tuple[Function, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
             continue
+        if node in visited:
+            continue
+        visited.add(node)
         stack.append((node, True))
         for tensor in reversed(node.inputs):
             parent = tensor.grad_fn
             if parent is not None and parent not in visited:
-                visited.add(parent)
                 stack.append((parent, False))
     order.reverse()
     return order

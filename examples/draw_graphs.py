@@ -1,0 +1,117 @@
+"""Draw four computation graphs with tinygrad_ln.viz.draw_graph, as SVG and PNG.
+
+    python examples/draw_graphs.py --out graphs/
+
+1. layernorm:          nn.LayerNorm(10, fused=False) on a (20, 5, 10) input, expanded to its ops
+2. ln_rnn_step:        one step of a layer-normalized RNN cell, after backward, gradient colours
+3. char_rnn_loss:      Embedding -> RNN(layer_norm=True), 64 steps -> Linear -> cross_entropy,
+                       after backward; the 64 time steps fold into step 0 plus one summary box
+4. embedding_dropout_linear:  Embedding -> Dropout -> Linear, each layer opened to its ops
+
+Needs the Graphviz ``dot`` program (apt-get install graphviz / brew install graphviz); with
+``--dot-only`` it writes the .dot text instead, which needs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import OrderedDict
+
+import tinygrad_ln as tl
+from tinygrad_ln import Tensor, nn
+from tinygrad_ln.nn import functional as F
+from tinygrad_ln.viz import draw_graph
+
+VOCAB, EMBED, HIDDEN, STEPS, BATCH = 65, 16, 32, 64, 8
+
+
+class CharRNN(nn.Module):
+    """Embedding -> layer-normalized RNN -> Linear: next-character logits for every position."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.rnn = nn.RNN(embed, hidden, batch_first=True, layer_norm=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        output, _ = self.rnn(self.embed(chars))  # (batch, steps, hidden)
+        return self.head(output)  # (batch, steps, vocab)
+
+
+def layernorm_graph():
+    tl.manual_seed(0)
+    layer_norm = nn.LayerNorm(10, fused=False)
+    x = Tensor.randn(20, 5, 10, requires_grad=True)
+    return draw_graph(layer_norm(x), expand=True, title="nn.LayerNorm(10, fused=False) on a (20, 5, 10) input")
+
+
+def ln_rnn_step_graph():
+    tl.manual_seed(0)
+    cell = nn.RNNCell(EMBED, HIDDEN, layer_norm=True)
+    cell.layer_norm.fused = False  # draw LayerNorm's formula op by op
+    head = nn.Linear(HIDDEN, VOCAB)
+    x = Tensor.randn(BATCH, EMBED)
+    h_previous = Tensor.randn(BATCH, HIDDEN).tanh()
+    targets = Tensor(tl.random.generator().integers(0, VOCAB, BATCH))
+    h = cell(x, h_previous)
+    loss = F.cross_entropy(head(h), targets)
+    loss.backward()
+    params = {**{f"cell.{k}": v for k, v in cell.named_parameters()},
+              **{f"head.{k}": v for k, v in head.named_parameters()}, "x_t": x, "h_(t-1)": h_previous}
+    return draw_graph(loss, params, expand=("LayerNorm",), title="One LN-RNN step, after backward")
+
+
+def char_rnn_graph():
+    tl.manual_seed(0)
+    model = CharRNN(VOCAB, EMBED, HIDDEN)
+    chars = Tensor(tl.random.generator().integers(0, VOCAB, (BATCH, STEPS + 1)))
+    logits = model(chars[:, :-1])
+    loss = F.cross_entropy(logits.reshape(-1, VOCAB), chars[:, 1:].reshape(-1))
+    loss.backward()
+    return draw_graph(loss, params=model, title=f"Char-RNN loss: {STEPS} LN-RNN steps on a batch of {BATCH}")
+
+
+def embedding_dropout_linear_graph():
+    tl.manual_seed(0)
+    model = nn.Sequential(OrderedDict(
+        embed=nn.Embedding(VOCAB, EMBED), dropout=nn.Dropout(0.1), head=nn.Linear(EMBED, VOCAB)))
+    chars = Tensor(tl.random.generator().integers(0, VOCAB, (BATCH, STEPS)))
+    return draw_graph(model(chars), params=model, expand=True, title="Embedding -> Dropout -> Linear")
+
+
+GRAPHS = {
+    "layernorm": layernorm_graph,
+    "ln_rnn_step": ln_rnn_step_graph,
+    "char_rnn_loss": char_rnn_graph,
+    "embedding_dropout_linear": embedding_dropout_linear_graph,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="graphs", help="folder for the pictures (created if needed)")
+    parser.add_argument("--dot-only", action="store_true", help="write .dot text only (no Graphviz needed)")
+    parser.add_argument("--only", choices=sorted(GRAPHS), help="draw just this one")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for name, make in GRAPHS.items():
+        if args.only and name != args.only:
+            continue
+        start = time.perf_counter()
+        graph = make()
+        paths = [os.path.join(args.out, f"{name}.dot")]
+        with open(paths[0], "w", encoding="utf-8") as f:
+            f.write(graph.source)
+        if not args.dot_only:
+            for fmt in ("svg", "png"):
+                paths.append(os.path.join(args.out, f"{name}.{fmt}"))
+                with open(paths[-1], "wb") as f:
+                    f.write(graph.pipe(format=fmt))
+        print(f"{name:26s} {time.perf_counter() - start:5.2f} s  " + "  ".join(paths))
+
+
+if __name__ == "__main__":
+    main()

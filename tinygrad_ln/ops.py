@@ -571,6 +571,9 @@ class Cat(Function):
 
     def forward(self, *arrays, dim):
         first = arrays[0]
+        if any(a.ndim == 0 for a in arrays):
+            shapes = [a.shape for a in arrays]
+            raise ValueError(f"0-d tensors cannot be concatenated (stack them instead), got shapes {shapes}")
         dim = normalize_dim(dim, first.ndim, "cat")
         for a in arrays[1:]:
             if a.ndim != first.ndim or a.shape[:dim] + a.shape[dim + 1 :] != first.shape[:dim] + first.shape[dim + 1 :]:

@@ -1,0 +1,232 @@
+"""Each Numba kernel against a plain numpy reference, in float32 and float64.
+
+Kernels are called the way ops call them: C-contiguous 1-d or 2-d float arrays, int64 indices.
+The last test runs a small forward and backward with NUMBA_DISABLE_JIT=1 (kernels as plain
+Python, the way a learner steps through them) and checks it gives the jitted numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from strategies import DTYPES, TOLERANCE
+
+from tinygrad_ln import kernels
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def close(result, expected, dtype):
+    assert result.dtype == dtype
+    np.testing.assert_allclose(result, expected, **TOLERANCE[np.dtype(dtype)])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ---- elementwise ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_backward(dtype, rng):
+    y = np.tanh(rng.standard_normal(7)).astype(dtype)
+    g = rng.standard_normal(7).astype(dtype)
+    close(kernels.tanh_backward(y, g), g.astype(float) * (1 - y.astype(float) ** 2), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_forward_and_backward(dtype, rng):
+    x = np.concatenate([rng.standard_normal(6), [-1000.0, 1000.0, 0.0]]).astype(dtype)
+    y = kernels.sigmoid_forward(x)  # no overflow warning or NaN at +-1000
+    close(y, 1 / (1 + np.exp(-x.astype(float).clip(-700, 700))), dtype)
+    g = rng.standard_normal(x.size).astype(dtype)
+    close(kernels.sigmoid_backward(y, g), g.astype(float) * y * (1 - y.astype(float)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward(dtype, rng):
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0], dtype=dtype)
+    g = rng.standard_normal(5).astype(dtype)
+    close(kernels.relu_backward(x, g), np.where(x > 0, g, 0), dtype)
+
+
+# ---- reductions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 3), (1, 4), (4, 1), (0, 3)])
+def test_sum_rows(dtype, shape, rng):
+    x = rng.standard_normal(shape).astype(dtype)
+    close(kernels.sum_rows(x), x.astype(float).sum(axis=0), dtype)
+
+
+# ---- softmax ----------------------------------------------------------------------------------
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_forward_and_backward(dtype, rng):
+    x = np.vstack([rng.standard_normal((3, 4)), [[1000.0, -1000.0, 0.0, 1000.0]]]).astype(dtype)
+    y = kernels.softmax_forward(x)
+    close(y, _softmax(x.astype(float)), dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    yf, gf = y.astype(float), g.astype(float)
+    close(kernels.softmax_backward(y, g), yf * (gf - (gf * yf).sum(axis=1, keepdims=True)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log_softmax_forward_and_backward(dtype, rng):
+    x = np.vstack([rng.standard_normal((3, 4)), [[1000.0, -1000.0, 0.0, 1000.0]]]).astype(dtype)
+    y = kernels.log_softmax_forward(x)
+    assert np.isfinite(y).all()
+    xf = x.astype(float)
+    shifted = xf - xf.max(axis=1, keepdims=True)
+    close(y, shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)), dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    gf = g.astype(float)
+    close(kernels.log_softmax_backward(y, g), gf - np.exp(y.astype(float)) * gf.sum(axis=1, keepdims=True), dtype)
+
+
+# ---- scatter-add ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scatter_add_rows_adds_repeated_indices(dtype, rng):
+    index = np.array([2, 0, 2, 2, 4], dtype=np.int64)
+    g = rng.standard_normal((5, 3)).astype(dtype)
+    expected = np.zeros((6, 3))
+    np.add.at(expected, index, g.astype(float))
+    close(kernels.scatter_add_rows(g, index, 6), expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scatter_add_flat_adds_repeated_indices(dtype, rng):
+    index = np.array([3, 3, 0, 7, 3], dtype=np.int64)
+    g = rng.standard_normal(5).astype(dtype)
+    expected = np.zeros(8)
+    np.add.at(expected, index, g.astype(float))
+    close(kernels.scatter_add_flat(g, index, 8), expected, dtype)
+
+
+def test_scatter_add_of_nothing():
+    out = kernels.scatter_add_flat(np.zeros(0), np.zeros(0, dtype=np.int64), 4)
+    np.testing.assert_array_equal(out, np.zeros(4))
+
+
+# ---- layer norm and dropout -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm_forward_and_backward(dtype, rng):
+    x = (rng.standard_normal((4, 5)) * 3 + 1).astype(dtype)
+    weight = rng.standard_normal(5).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    eps = 1e-5
+    y, mean, rstd = kernels.layer_norm_forward(x, weight, bias, eps)
+    xf = x.astype(float)
+    mu = xf.mean(axis=1, keepdims=True)
+    inv = 1 / np.sqrt(xf.var(axis=1, keepdims=True) + eps)
+    xhat = (xf - mu) * inv
+    close(y, xhat * weight + bias, dtype)
+    np.testing.assert_allclose(mean, mu[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(rstd, inv[:, 0], rtol=1e-10)
+
+    g = rng.standard_normal(x.shape).astype(dtype)
+    dx, dweight, dbias = kernels.layer_norm_backward(g, x, weight, mean, rstd)
+    gw = g.astype(float) * weight
+    expected_dx = inv * (gw - gw.mean(axis=1, keepdims=True) - xhat * (gw * xhat).mean(axis=1, keepdims=True))
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-11}
+    assert dx.dtype == dweight.dtype == dbias.dtype == dtype
+    np.testing.assert_allclose(dx, expected_dx, **tolerance)
+    np.testing.assert_allclose(dweight, (g * xhat).sum(axis=0), **tolerance)
+    np.testing.assert_allclose(dbias, g.astype(float).sum(axis=0), **tolerance)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_forward_and_backward(dtype, rng):
+    x = rng.standard_normal(10).astype(dtype)
+    noise = rng.random(10).astype(dtype)
+    p = 0.3
+    out, keep = kernels.dropout_forward(x, noise, p, 1 / (1 - p))
+    np.testing.assert_array_equal(keep, noise >= p)
+    close(out, np.where(noise >= p, x.astype(float) / (1 - p), 0.0), dtype)
+    g = rng.standard_normal(10).astype(dtype)
+    close(kernels.dropout_backward(g, keep, 1 / (1 - p)), np.where(keep, g.astype(float) / (1 - p), 0.0), dtype)
+
+
+KERNELS_TESTED_HERE = {
+    "tanh_backward", "sigmoid_forward", "sigmoid_backward", "relu_backward", "sum_rows",
+    "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+    "scatter_add_rows", "scatter_add_flat", "layer_norm_forward", "layer_norm_backward",
+    "dropout_forward", "dropout_backward",
+}  # fmt: skip
+
+
+def test_every_kernel_has_a_reference_test():
+    """A new kernel in kernels.py needs its own numpy-reference test in this file."""
+    jitted = {name for name, value in vars(kernels).items() if hasattr(value, "py_func")}
+    if not jitted:
+        pytest.skip("Numba JIT is disabled: kernels are plain functions")
+    missing = jitted - KERNELS_TESTED_HERE
+    assert not missing, f"add a numpy-reference test to tests/test_kernels.py for: {sorted(missing)}"
+
+
+# ---- the same numbers without the JIT -----------------------------------------------------------
+
+# A small forward + backward touching the kernels: tanh, sigmoid, relu, softmax, log_softmax,
+# a broadcast bias (sum_rows), an integer-array gather with repeats (scatter-add, rows and flat).
+SCRIPT = """
+import json
+import numpy as np
+import tinygrad_ln as tl
+from tinygrad_ln import Tensor, kernels
+
+rng = np.random.default_rng(0)
+x = Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+bias = Tensor(rng.standard_normal(3), requires_grad=True)
+h = (x + bias).tanh()
+rows = h[np.array([0, 2, 2, 3, 0])]
+picked = h[np.arange(4), np.array([1, 1, 0, 2])]
+loss = (rows.softmax(dim=1) * rows.sigmoid()).sum() + picked.relu().sum() + h.log_softmax(dim=0).mean()
+loss.backward()
+print(json.dumps({
+    "jit": hasattr(kernels.tanh_backward, "py_func"),
+    "loss": loss.item(),
+    "x_grad": x.grad.data.tolist(),
+    "bias_grad": bias.grad.data.tolist(),
+}))
+"""
+
+
+def _run(disable_jit: bool) -> dict:
+    env = dict(os.environ)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    if disable_jit:
+        env["NUMBA_DISABLE_JIT"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_forward_and_backward_match_with_the_jit_disabled():
+    jitted = _run(disable_jit=False)
+    plain = _run(disable_jit=True)
+    assert jitted["jit"] and not plain["jit"]
+    np.testing.assert_allclose(plain["loss"], jitted["loss"], rtol=1e-12)
+    np.testing.assert_allclose(plain["x_grad"], jitted["x_grad"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(plain["bias_grad"], jitted["bias_grad"], rtol=1e-10, atol=1e-12)

@@ -707,7 +707,7 @@ def check_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
     """
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{what}: indices must be integers (int64), got dtype {indices.dtype}")
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    indices = indices.astype(np.int64, order="C", copy=False)  # (keeps a 0-d index 0-d)
     if indices.size:
         low, high = indices.min(), indices.max()
         if low < 0 or high >= size:
@@ -781,12 +781,15 @@ class NLLLoss(Function):
 
     # d loss_n / d logp[n, t_n] = -w[t_n] (times 1 / total weight for 'mean'); 0 elsewhere
     def backward(self, g):
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        if len(self.rows) == 0:  # every target ignored: no gradient (even though 'mean' is NaN), as PyTorch
+            return grad
         if self.reduction == "none":
             scale = g[self.rows]
         elif self.reduction == "sum":
             scale = g
         else:
-            scale = g / self.total_weight
-        grad = np.zeros(self.shape, dtype=g.dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as the loss
+                scale = g / self.total_weight
         grad[self.rows, self.cols] = -self.weights * scale
         return grad

@@ -3,13 +3,14 @@
     python examples/draw_graphs.py --out graphs/
 
 1. layernorm:          nn.LayerNorm(10, fused=False) on a (20, 5, 10) input, expanded to its ops
+                       (the README's picture: --out docs/img --only layernorm --formats svg)
 2. ln_rnn_step:        one step of a layer-normalized RNN cell, after backward, gradient colours
 3. char_rnn_loss:      Embedding -> RNN(layer_norm=True), 64 steps -> Linear -> cross_entropy,
                        after backward; the 64 time steps fold into step 0 plus one summary box
 4. embedding_dropout_linear:  Embedding -> Dropout -> Linear, each layer opened to its ops
 
 Needs the Graphviz ``dot`` program (apt-get install graphviz / brew install graphviz); with
-``--dot-only`` it writes the .dot text instead, which needs nothing.
+``--formats dot`` it writes only the DOT text, which needs nothing.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ class CharRNN(nn.Module):
 
 
 def layernorm_graph():
-    tl.manual_seed(0)
-    layer_norm = nn.LayerNorm(10, fused=False)
+    # exactly the README's three lines
     x = Tensor.randn(20, 5, 10, requires_grad=True)
-    return draw_graph(layer_norm(x), expand=True, title="nn.LayerNorm(10, fused=False) on a (20, 5, 10) input")
+    layer_norm = nn.LayerNorm(10, fused=False)
+    return draw_graph(layer_norm(x), expand=True)
 
 
 def ln_rnn_step_graph():
@@ -93,23 +94,22 @@ GRAPHS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="graphs", help="folder for the pictures (created if needed)")
-    parser.add_argument("--dot-only", action="store_true", help="write .dot text only (no Graphviz needed)")
+    parser.add_argument("--formats", default="svg,png",
+                        help="comma-separated: svg, png, pdf (need Graphviz) and dot (the text; needs nothing)")
     parser.add_argument("--only", choices=sorted(GRAPHS), help="draw just this one")
     args = parser.parse_args()
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     os.makedirs(args.out, exist_ok=True)
     for name, make in GRAPHS.items():
         if args.only and name != args.only:
             continue
         start = time.perf_counter()
         graph = make()
-        paths = [os.path.join(args.out, f"{name}.dot")]
-        with open(paths[0], "w", encoding="utf-8") as f:
-            f.write(graph.source)
-        if not args.dot_only:
-            for fmt in ("svg", "png"):
-                paths.append(os.path.join(args.out, f"{name}.{fmt}"))
-                with open(paths[-1], "wb") as f:
-                    f.write(graph.pipe(format=fmt))
+        paths = []
+        for fmt in formats:
+            paths.append(os.path.join(args.out, f"{name}.{fmt}"))
+            with open(paths[-1], "wb") as f:
+                f.write(graph.source.encode() if fmt == "dot" else graph.pipe(format=fmt))
         print(f"{name:26s} {time.perf_counter() - start:5.2f} s  " + "  ".join(paths))
 
 

@@ -79,7 +79,11 @@ _LEGEND_TEXT = {
     "more": "not drawn (max_nodes)",
 }
 # Colour stops of the gradient-norm scale, in log10(norm); beyond the ends the flag colours.
-_GRAD_STOPS = ((-6.0, (0xA6, 0xCE, 0xE3)), (-1.5, (0xE5, 0xF5, 0xE0)), (3.0, (0xFD, 0xAE, 0x6B)))
+# pale blue near vanishing, pale to full green through the healthy range, yellow to orange near exploding
+_GRAD_STOPS = (
+    (-6.0, (0xC6, 0xDB, 0xEF)), (-3.0, (0xED, 0xF8, 0xE9)), (0.0, (0xA1, 0xD9, 0x9B)),
+    (1.5, (0xFE, 0xE0, 0x8B)), (3.0, (0xFD, 0xAE, 0x6B)),
+)
 _VANISHING_COLOUR = "#2c7bb6"
 _EXPLODING_COLOUR = "#d7191c"
 # op attributes worth printing under the op's name, and how
@@ -332,16 +336,20 @@ def _gradient_norms(graph: _Graph) -> tuple[list[float | None], list[float | Non
     Leaves report their ``.grad``. Intermediate results keep no gradient (that would cost memory
     in every training step), so this runs one more backward pass over the kept graph: each op's
     ``backward`` on numpy arrays, gradients summed per op in a dict, nothing written to any
-    ``.grad``. Each one-element root is seeded with 1; a larger root with ones (as for
-    ``root.sum().backward()``).
+    ``.grad``. A one-element root (a loss) is seeded with 1; a larger root only if it kept its
+    gradient (``retain_grad``); otherwise only the leaves' gradients are shown.
     """
     leaf_norms: list[float | None] = [None if t.grad is None else _norm(t.grad.data) for t in graph.leaves]
     if all(n is None for n in leaf_norms) and not any(node.retained is not None for node in graph.ops):
         return None
     grads: dict[int, np.ndarray] = {}
     for root in graph.roots:
-        if root.grad_fn is not None:
+        if root.grad_fn is None:
+            continue
+        if root.data.size == 1:
             grads[graph.position[root.grad_fn]] = np.ones_like(root.data)
+        elif root.grad is not None:
+            grads[graph.position[root.grad_fn]] = root.grad.data
     op_norms: list[float | None] = [None] * len(graph.ops)
     for i in range(len(graph.ops) - 1, -1, -1):  # reverse forward order: every consumer first
         grad = grads.pop(i, None)
@@ -575,7 +583,9 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 def _number(x: float) -> str:
     """A short, fixed-format number: 0.0312, 4.17, 3.1e-05 -> '3.1e-5'."""
-    if x == 0 or not math.isfinite(x):
+    if x == 0:
+        return "0"
+    if not math.isfinite(x):
         return str(x)
     if 1e-3 <= abs(x) < 1e4:
         return f"{x:.3g}"
@@ -885,7 +895,8 @@ class _Drawing:
             text += f"  {output.dtype}"
         return _dim_line(text, 10)
 
-    def _op_label(self, i: int) -> str:
+    def _op_details(self, i: int) -> list[str]:
+        """What an op was told besides its inputs: index, dims, exponent, the constants it read."""
         node = self.graph.ops[i]
         details = []
         index = node.__dict__.get("index")
@@ -904,6 +915,11 @@ class _Drawing:
             leaf = self.graph.leaf_position.get(id(tensor)) if tensor.grad_fn is None else None
             if leaf is not None and self.leaf_kinds[leaf] == "constant":
                 details.append("const " + (_constant(tensor.data.reshape(-1)[0]) if tensor.data.size else "empty"))
+        return details
+
+    def _op_label(self, i: int) -> str:
+        node = self.graph.ops[i]
+        details = self._op_details(i)
         rows = [_dim_line(", ".join(details))] if details else []
         rows.append(self._output_shape_line(i))
         if self.show_saved:
@@ -923,6 +939,8 @@ class _Drawing:
         if tensor.dtype != np.float32:
             text += f"  {tensor.dtype}"
         rows = [_dim_line(text, 10)]
+        if item.kind == "input" and tensor.data.size > 1 and not tensor.data.any():
+            rows.append(_dim_line("all zeros"))
         if self.leaf_norms is not None and tensor.requires_grad:
             rows.append(_grad_cell(self.leaf_norms[item.leaf]))
         return _table(name, rows)
@@ -945,6 +963,8 @@ class _Drawing:
         rows = [_dim_line(type(module).__name__, 10)]
         counts = Counter(self.graph.ops[i].name for i in item.ops)
         ops_text = f"{len(item.ops)} op{'s' if len(item.ops) > 1 else ''}: " + ", ".join(_counts_text(counts))
+        if len(item.ops) == 1:
+            ops_text = ", ".join([ops_text, *self._op_details(item.ops[0])])
         rows += [_dim_line(line) for line in _wrap([ops_text], 36)]
         params = []
         for leaf in self.box_params.get(index, []):
@@ -1073,6 +1093,8 @@ class _Drawing:
         self._fill(dot, entries.get(None, []), built)
         for (a, b), n in self.edges.items():
             attributes = {"label": f" ×{n}"} if n > 1 else {}
+            if self.items[a].kind == "more":
+                attributes.update(style="dashed", color="#aaaaaa")
             dot.edge(self._node_name(a), self._node_name(b), **attributes)
         for k, root in enumerate(self.graph.roots):
             name = "output" if k == 0 else f"output{k}"

@@ -517,3 +517,14 @@ def test_init_functions_fill_in_place():
     assert not t.data.any()
     nn.init.ones_(t)
     assert (t.data == 1).all()
+
+
+def test_seed_layernorm_example_runs():
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "seed_layernorm.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "train mode" in result.stdout and "eval mode:   0.0%" in result.stdout

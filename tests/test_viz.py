@@ -285,6 +285,32 @@ def test_char_rnn_64_steps_builds_quickly_and_stays_small():
         assert result.returncode == 0 and b"<svg" in result.stdout
 
 
+def test_a_loop_written_by_hand_folds_too():
+    tl.manual_seed(0)
+    cell = nn.RNNCell(3, 5)
+    x = Tensor.randn(10, 2, 3)
+    h, outputs = None, []
+    for t in range(10):
+        h = cell(x[t], h)
+        outputs.append(h)
+    dot = Dot(draw_graph(tl.stack(outputs).sum()).source)
+    assert dot.clusters == ["step t=0  (1 of 10)"]
+    assert dot.titles("module") == ["rnn_cell"]  # the cell of step 0, its parameters inside
+    assert dot.titles("parameter") == []
+    assert "each: RNNCell" in dot.labels[dot.names_of("steps")[0]]
+    # the nine x[t] of the folded steps are one node, its edge counted
+    assert "input ×9" in dot.titles("input")
+    merged = next(n for n in dot.names_of("input") if dot.nodes[n][0] == "input ×9")
+    assert (merged, dot.names_of("steps")[0], 9) in dot.edges
+
+
+def test_number_formats():
+    assert [viz._number(x) for x in (0.0, 0.03123, 4.0, 1234.5, 3.1e-5, -2e9)] == [
+        "0", "0.0312", "4", "1.23e3", "3.1e-5", "-2.0e9"]
+    assert [viz._constant(x) for x in (1e-5, 1.0001, 2.0)] == ["1e-5", "1.0001", "2"]
+    assert viz._index_text((slice(None), slice(None, -1), 3)) == "[:, :-1, 3]"
+
+
 # ---- determinism --------------------------------------------------------------------------------
 
 

@@ -414,6 +414,7 @@ class _Item:
     total_steps: int = 0
     context: Any = None
     hidden: Counter = field(default_factory=Counter)  # for 'more': what was left out
+    merged: int = 1  # for 'input': how many alike inputs of folded steps it stands for
 
 
 class _Planner:
@@ -533,8 +534,8 @@ class _Planner:
             for i in remaining:
                 if i in step:
                     steps[step[i]].append(i)
-            if any(not s for s in steps):  # some step vanished into an earlier one: not a clean repeat
-                return remaining
+            if any(not s for s in steps):  # a step vanished into an earlier one: not a clean repeat
+                continue
             n = len(steps)
             self.clusters.append(_Cluster(f"step t=0  (1 of {n})", cluster, "step", steps[0][0]))
             work.append((steps[0], context, len(self.clusters) - 1))
@@ -581,27 +582,26 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "scalar" if shape == () else str(tuple(int(n) for n in shape))
 
 
-def _number(x: float) -> str:
-    """A short, fixed-format number: 0.0312, 4.17, 3.1e-05 -> '3.1e-5'."""
-    if x == 0:
-        return "0"
-    if not math.isfinite(x):
-        return str(x)
-    if 1e-3 <= abs(x) < 1e4:
-        return f"{x:.3g}"
-    mantissa, exponent = f"{x:.1e}".split("e")
+def _short_exponent(text: str) -> str:
+    """'3.1e-05' -> '3.1e-5', '1.23e+03' -> '1.23e3'."""
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
     return f"{mantissa}e{int(exponent)}"
+
+
+def _number(x: float) -> str:
+    """A short number for a norm or a value: 0.0312, 4.17, 1.23e3, 3.1e-5."""
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    return _short_exponent(f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.1e}")
 
 
 def _constant(value: Any) -> str:
     """A constant as written in code: 1e-05 -> '1e-5', 1.0001 -> '1.0001', True -> 'True'."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
-    text = f"{float(value):.6g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
+    return _short_exponent(f"{float(value):.6g}")
 
 
 def _index_text(index: Any) -> str:
@@ -785,6 +785,7 @@ class _Drawing:
         return True
 
     def place_leaves(self) -> None:
+        per_step_inputs: dict[tuple, int] = {}  # (steps item, shape, dtype) -> the one item drawn for them
         for index in range(len(self.graph.leaves)):
             kind = self._leaf_kind(index)
             self.leaf_kinds.append(kind)
@@ -797,6 +798,17 @@ class _Drawing:
                     if self.items[item].kind == "module" and index not in self.box_params.setdefault(item, []):
                         self.box_params[item].append(index)
                 continue
+            readers = {self.planner.item_of_op[i] for i in consumers}
+            if kind == "input" and id(self.graph.leaves[index]) not in self.modules.param_name and len(readers) == 1:
+                reader = readers.pop()
+                if self.items[reader].kind == "steps":  # x[t] of every folded step: one node, counted
+                    tensor = self.graph.leaves[index]
+                    key = (reader, tensor.shape, tensor.dtype)
+                    if key in per_step_inputs:
+                        self.item_of_leaf[index] = per_step_inputs[key]
+                        self.items[per_step_inputs[key]].merged += 1
+                        continue
+                    per_step_inputs[key] = len(self.items)
             order = consumers[0] - 0.5 if consumers else len(self.graph.ops)
             # a parameter sits in the innermost frame around all its uses; inputs come from outside
             cluster = None
@@ -935,13 +947,15 @@ class _Drawing:
     def _leaf_label(self, item: _Item) -> str:
         tensor = self.graph.leaves[item.leaf]
         name = self.modules.param_name.get(id(tensor)) or item.kind
+        if item.merged > 1:
+            name += f" ×{item.merged}"
         text = _shape_text(tensor.shape)
         if tensor.dtype != np.float32:
             text += f"  {tensor.dtype}"
         rows = [_dim_line(text, 10)]
         if item.kind == "input" and tensor.data.size > 1 and not tensor.data.any():
             rows.append(_dim_line("all zeros"))
-        if self.leaf_norms is not None and tensor.requires_grad:
+        if self.leaf_norms is not None and tensor.requires_grad and item.merged == 1:
             rows.append(_grad_cell(self.leaf_norms[item.leaf]))
         return _table(name, rows)
 

@@ -80,7 +80,7 @@ def embedding_dropout_linear_graph():
     model = nn.Sequential(OrderedDict(
         embed=nn.Embedding(VOCAB, EMBED), dropout=nn.Dropout(0.1), head=nn.Linear(EMBED, VOCAB)))
     chars = Tensor(tl.random.generator().integers(0, VOCAB, (BATCH, STEPS)))
-    return draw_graph(model(chars), params=model, expand=True, title="Embedding -> Dropout -> Linear")
+    return draw_graph(model(chars), params=model, expand=True, title="Embedding → Dropout → Linear")
 
 
 GRAPHS = {

@@ -45,6 +45,7 @@ import numpy as np
 
 from . import autograd
 from .autograd import Function
+from .nn.module import Parameter
 from .tensor import Tensor
 
 __all__ = ["draw_graph", "GraphvizNotFound"]
@@ -89,7 +90,7 @@ _EXPLODING_COLOUR = "#d7191c"
 # op attributes worth printing under the op's name, and how
 _OP_ATTRIBUTES = (
     ("exponent", "^{}"), ("dims", "dim={}"), ("dim", "dim={}"), ("p", "p={}"), ("eps", "eps={}"),
-    ("reduction", "reduction={}"),
+    ("reduction", "reduction={}"), ("scale", "scale={}"),
 )
 
 
@@ -201,6 +202,17 @@ def _direct_parameters(module: Any) -> list[tuple[str, Tensor]]:
     return [(name, p) for name, p in module.named_parameters() if "." not in name]
 
 
+def _named_tensors(params: Any) -> dict[str, Tensor]:
+    """A dict name -> Tensor from a dict or from pairs such as ``model.named_parameters()``."""
+    try:
+        named = dict(params.items() if isinstance(params, Mapping) else params)
+    except (TypeError, ValueError):
+        named = None
+    if named is None or not all(isinstance(name, str) and isinstance(t, Tensor) for name, t in named.items()):
+        raise TypeError(f"draw_graph: params must be a Module or a dict name -> Tensor, got {type(params).__name__}")
+    return named
+
+
 class _Modules:
     """The modules that ran the ops: their tree, dotted names, and the parameters' names.
 
@@ -217,13 +229,11 @@ class _Modules:
         self.param_name: dict[int, str] = {}  # id(tensor) -> dotted name
         self.owner: dict[int, Any] = {}  # id(parameter) -> the module holding it directly
         given: dict[str, Tensor] = {}
-        if isinstance(params, Mapping):
-            given = dict(params)
-        elif params is not None:
-            if not hasattr(params, "named_parameters"):
-                raise TypeError(f"draw_graph: params must be a Module or a dict name -> Tensor, got {type(params)}")
+        if hasattr(params, "named_parameters"):
             self.root = params
             self._walk(params, "")
+        elif params is not None:
+            given = _named_tensors(params)
         recorded = []
         seen: set[int] = set()
         for node in graph.ops:
@@ -696,15 +706,18 @@ def draw_graph(
 
     Args:
         root: the tensor whose graph to draw (usually the loss), or a sequence of tensors.
-        params: a Module (its ``named_parameters`` label the leaves and its sub-modules name the
-            frames) or a dict name -> Tensor (labels those leaves; a named tensor that does not
-            require grad is drawn as a named input). Without it, the modules recorded on the
-            nodes are walked and named after their class.
+        params: your model, a Module: its ``named_parameters`` label the leaves and its
+            sub-modules name the frames (ops its own ``forward`` runs get no frame). Or a dict
+            name -> Tensor (or pairs, such as ``model.named_parameters()``) labelling those
+            leaves; a named tensor that does not require grad is drawn as a named input.
+            Without it, the modules recorded on the nodes are walked and named after their class.
         show_saved: list under each op the shapes of the arrays it saved for backward, and under
             collapsed modules and folded steps how many bytes they hold.
         show_grad: after a backward pass, write each node's gradient norm, coloured on a scale
-            from vanishing (< 1e-6, blue) to exploding (> 1e3, red). Nothing is shown (and nothing
-            computed) before any backward.
+            from vanishing (< 1e-6, blue) to exploding (> 1e3, red). Leaves show their ``.grad``;
+            op results, which keep no gradient, get theirs from one extra backward pass over the
+            graph that writes nothing (see ``_gradient_norms``), as d root / d result for a
+            one-element root. Nothing is shown, and nothing computed, before any backward.
         expand: modules to draw as their primitive ops, by dotted name ('rnn.layer_norm_l0'),
             class name ('LayerNorm') or class; ``True`` expands every module, ``False`` collapses
             every one. By default modules without sub-modules are collapsed and the others expanded.
@@ -758,13 +771,13 @@ class _Drawing:
 
     # ---- leaves ---------------------------------------------------------------------------
 
-    def _leaf_kind(self, index: int) -> str | None:
+    def _leaf_kind(self, index: int) -> str:
         """'parameter', 'input', 'constant' (folded into its op's label) or 'hidden' (inside a box)."""
         tensor = self.graph.leaves[index]
         named = id(tensor) in self.modules.param_name
         if not named and tensor.data.size <= 1 and not tensor.requires_grad:
             return "constant"
-        if type(tensor).__name__ == "Parameter" or (named and tensor.requires_grad):
+        if isinstance(tensor, Parameter) or (named and tensor.requires_grad):
             owner = self.modules.owner.get(id(tensor))
             if owner is not None and self._inside_collapsed(owner, index):
                 return "hidden"
@@ -879,7 +892,7 @@ class _Drawing:
         more = _Item("more", None, -1)
         for index, item in enumerate(self.items):
             if index not in kept:
-                more.hidden[self._kind_name(item)] += len(item.ops) + sum(len(s) for s in item.steps) or 1
+                more.hidden[self._kind_name(item)] += 1
         self.items.append(more)
         more_index = len(self.items) - 1
         edges: dict[tuple[int, int], int] = {}
@@ -898,11 +911,12 @@ class _Drawing:
 
     # ---- labels ---------------------------------------------------------------------------
 
-    def _output_shape_line(self, i: int) -> str:
+    def _output_shape_line(self, i: int, prefix: str = "") -> str:
+        """The shape (and dtype unless float32) of op i's result, as a label row."""
         output = self.graph.outputs[i]
         if output is None:
             return ""
-        text = _shape_text(output.shape)
+        text = prefix + _shape_text(output.shape)
         if output.dtype != np.float32:
             text += f"  {output.dtype}"
         return _dim_line(text, 10)
@@ -987,7 +1001,7 @@ class _Drawing:
             params.append(f"{local} {_shape_text(self.graph.leaves[leaf].shape)}")
         rows += [_dim_line(line) for line in _wrap(params, 36)]
         leaving = self._leaving_op(item.ops)
-        rows.append(self._output_shape_line(leaving).replace(">(", ">→ (", 1))
+        rows.append(self._output_shape_line(leaving, prefix="→ "))
         if self.show_saved:
             rows.append(_dim_line(f"saved for backward: {_bytes_text(self._saved_bytes(item.ops))}"))
         if self.op_norms is not None:
@@ -1110,13 +1124,14 @@ class _Drawing:
             if self.items[a].kind == "more":
                 attributes.update(style="dashed", color="#aaaaaa")
             dot.edge(self._node_name(a), self._node_name(b), **attributes)
+        visible = set(self.visible)
         for k, root in enumerate(self.graph.roots):
             name = "output" if k == 0 else f"output{k}"
             fill, border, attributes = _STYLES["output"]
             dot.node(name, self._output_label(root), fillcolor=fill, color=border, **attributes)
             j = self.graph.producer(root)
             item = self.item_of_leaf[self.graph.leaf_position[id(root)]] if j is None else self.planner.item_of_op[j]
-            if item is not None and item in set(self.visible):
+            if item is not None and item in visible:
                 dot.edge(self._node_name(item), name)
         return dot
 

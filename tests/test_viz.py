@@ -133,6 +133,10 @@ def test_leaf_root_and_several_roots():
     assert dot.titles("op") == ["exp", "tanh"] and len(dot.titles("output")) == 2
     with pytest.raises(TypeError, match="draw_graph"):
         draw_graph("loss")
+    with pytest.raises(TypeError, match="params must be a Module or a dict"):
+        draw_graph(a.exp(), params={"a": 1.0})
+    with pytest.raises(TypeError, match="params must be a Module or a dict"):
+        draw_graph(a.exp(), params=3)
     with pytest.raises(ValueError, match="rankdir"):
         draw_graph(a.exp(), rankdir="XY")
 
@@ -216,7 +220,7 @@ def test_module_names_found_without_params():
     assert dot.clusters == ["linear (Linear)", "tanh (Tanh)"]
     assert sorted(dot.titles("parameter")) == ["linear.bias", "linear.weight"]
     # a params dict names a module after its parameters' prefix
-    named = Dot(draw_graph(y, params=dict(inner.named_parameters(prefix="net")), expand=True).source)
+    named = Dot(draw_graph(y, params=inner.named_parameters(prefix="net"), expand=True).source)
     assert named.clusters == ["net.0 (Linear)", "tanh (Tanh)"]
     assert sorted(named.titles("parameter")) == ["net.0.bias", "net.0.weight"]
     # the model itself gives the whole tree

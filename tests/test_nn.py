@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import pathlib
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -474,6 +477,8 @@ def test_cross_entropy_errors():
         F.cross_entropy(logits, np.array([0, 1]))
     with pytest.raises(ValueError, match="reduction"):
         F.cross_entropy(logits, np.array([0, 1, 2]), reduction="avg")
+    with pytest.raises(ValueError, match=r"weight must have one entry per class, shape \(4,\)"):
+        F.cross_entropy(logits, np.array([0, 1, 2]), weight=np.ones(3))
     assert F.cross_entropy(logits, np.array([0, 7, 1]), ignore_index=7).shape == ()
 
 
@@ -520,10 +525,6 @@ def test_init_functions_fill_in_place():
 
 
 def test_seed_layernorm_example_runs():
-    import pathlib
-    import subprocess
-    import sys
-
     script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "seed_layernorm.py"
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -197,6 +197,18 @@ def test_cross_entropy(reduction):
         close(x.grad, tx.grad)
 
 
+def test_nll_loss_on_log_probabilities():
+    logits = randn(2, 4, 3)
+    target = np.array([[0, 3, -100], [1, 1, 2]])
+    weight = np.abs(randn(4)) + 0.1
+    x, tx = leaf(logits)
+    y = F.nll_loss(F.log_softmax(x, dim=1), target, weight=weight)
+    ty = TF.nll_loss(TF.log_softmax(tx, dim=1), torch.from_numpy(target), weight=torch.from_numpy(weight))
+    close(y, ty)
+    backward_both(y, ty)
+    close(x.grad, tx.grad)
+
+
 def test_cross_entropy_all_ignored_and_errors_agree():
     x, tx = leaf(randn(3, 4))
     target = np.full(3, -100)

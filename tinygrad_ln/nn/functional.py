@@ -167,8 +167,7 @@ def nll_loss(
     rescales each class. Targets equal to ``ignore_index`` count for nothing; 'mean' divides by
     the total weight of the others (NaN when every target is ignored, as in PyTorch).
     """
-    logp, target, target_shape = _classes_last(_tensor(input), target, reduction, "nll_loss")
-    return _nll(logp, target, target_shape, weight, ignore_index, reduction)
+    return _classification_loss(input, target, weight, ignore_index, reduction, from_logits=False)
 
 
 def cross_entropy(
@@ -183,15 +182,16 @@ def cross_entropy(
     Shapes as in ``nll_loss``: the class dim is 1 (reshape (B, T, V) logits to (B*T, V)).
     A target outside [0, C) (other than ``ignore_index``) is an IndexError; a float target a TypeError.
     """
-    logits, target, target_shape = _classes_last(_tensor(input), target, reduction, "cross_entropy")
-    return _nll(logits.log_softmax(dim=-1), target, target_shape, weight, ignore_index, reduction)
+    return _classification_loss(input, target, weight, ignore_index, reduction, from_logits=True)
 
 
-def _classes_last(input: Tensor, target: Any, reduction: str, op: str) -> tuple[Tensor, np.ndarray, tuple]:
-    """(input as (rows, C) with the class dim last, target as (rows,), target's shape)."""
+def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int, reduction: str,
+                         from_logits: bool) -> Tensor:
+    """nll_loss, after log_softmax when ``from_logits``: the class dim is moved last and the rest flattened."""
+    op = "cross_entropy" if from_logits else "nll_loss"
+    input, target = _tensor(input), _array(target)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; use one of {_REDUCTIONS}")
-    target = _array(target)
     if input.ndim == 0:
         raise ValueError(f"{op}: input must have a class dim, got a 0-d tensor")
     expected = () if input.ndim == 1 else input.shape[:1] + input.shape[2:]
@@ -199,17 +199,14 @@ def _classes_last(input: Tensor, target: Any, reduction: str, op: str) -> tuple[
         raise ValueError(f"{op}: target of shape {target.shape} does not match input of shape {input.shape} "
                          f"(expected target shape {expected})")
     classes = input.shape[0] if input.ndim == 1 else input.shape[1]
-    if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
-        input = input.permute(0, *range(2, input.ndim), 1)
-    return input.reshape(-1, classes), target.reshape(-1), target.shape
-
-
-def _nll(logp: Tensor, target: np.ndarray, target_shape: tuple, weight: Any, ignore_index: int,
-         reduction: str) -> Tensor:
     if weight is not None:
         weight = _array(weight)
-        if weight.shape != logp.shape[1:]:
-            raise ValueError(f"nll_loss: weight must have one entry per class, shape {logp.shape[1:]}, "
-                             f"got {weight.shape}")
-    loss = ops.NLLLoss.apply(logp, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
-    return loss.reshape(target_shape) if reduction == "none" else loss
+        if weight.shape != (classes,):
+            raise ValueError(f"{op}: weight must have one entry per class, shape ({classes},), got {weight.shape}")
+    if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
+        input = input.permute(0, *range(2, input.ndim), 1)
+    rows = input.reshape(-1, classes)
+    logp = rows.log_softmax(dim=-1) if from_logits else rows
+    loss = ops.NLLLoss.apply(logp, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
+                             reduction=reduction)
+    return loss.reshape(target.shape) if reduction == "none" else loss

@@ -109,17 +109,15 @@ class RNNCell(Module):
                 f"RNNCell: expected input of shape (N, {self.input_size}) or ({self.input_size},), got {x.shape}"
             )
         batched = x.ndim == 2
-        if not batched:
-            x = x.unsqueeze(0)
-        expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
         if hx is None:
-            h = _zeros_like_hidden(x, (x.shape[0], self.hidden_size))
+            h = _zeros_like_hidden(x, x.shape[:-1] + (self.hidden_size,))
         else:
             h = F._tensor(hx)
-            if h.shape != expected:
-                raise ValueError(f"RNNCell: expected hx of shape {expected} for input {x.shape}, got {h.shape}")
-            if not batched:
-                h = h.unsqueeze(0)
+            if h.shape != x.shape[:-1] + (self.hidden_size,):
+                raise ValueError(f"RNNCell: expected hx of shape {x.shape[:-1] + (self.hidden_size,)} "
+                                 f"for input of shape {x.shape}, got {h.shape}")
+        if not batched:
+            x, h = x.unsqueeze(0), h.unsqueeze(0)
         projected = _input_projection(x, self.weight_ih, self.bias_ih, self.bias_hh)
         _, h = _recurrent_step(projected, h, self.weight_hh.T, self.layer_norm, self.nonlinearity)
         return h if batched else h.squeeze(0)

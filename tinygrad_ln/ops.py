@@ -37,7 +37,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     added = grad.ndim - len(shape)
     if added > 0 and grad.shape[added:] == shape and len(shape) > 0:
         # the common case (a bias): only leading dims were added; one pass over the rows
-        rows = np.ascontiguousarray(grad).reshape(-1, math.prod(shape))
+        rows = np.ascontiguousarray(grad).reshape(math.prod(grad.shape[:added]), math.prod(shape))
         return kernels.sum_rows(rows).reshape(shape)
     stretched = tuple(i + added for i, n in enumerate(shape) if n == 1 and grad.shape[i + added] != 1)
     summed = grad.sum(axis=tuple(range(added)) + stretched, keepdims=False)
@@ -68,7 +68,7 @@ def _rows(x: np.ndarray, dim: int) -> np.ndarray:
     if x.ndim == 0:
         return x.reshape(1, 1)
     moved = np.moveaxis(x, dim, -1) if dim != x.ndim - 1 else x
-    return np.ascontiguousarray(moved).reshape(-1, x.shape[dim])
+    return np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), x.shape[dim])  # no -1: sizes may be 0
 
 
 def _unrows(rows: np.ndarray, like: np.ndarray, dim: int) -> np.ndarray:

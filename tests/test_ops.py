@@ -590,3 +590,32 @@ def test_comparisons(name, operands):
 def test_comparison_of_int_and_float():
     np.testing.assert_array_equal((Tensor([1, 2, 3]) > 1.5).data, [False, True, True])
     np.testing.assert_array_equal((Tensor([1, 2, 3]) == Tensor([1.0, 2.5, 3.0])).data, [True, False, True])
+
+
+# ---- zero-size tensors (PyTorch handles them; so must we) --------------------------------------
+
+ZERO_SIZE = {
+    "broadcast add": (lambda a, b: a + b, [(0,), (2, 0)]),
+    "bias add": (lambda a, b: a + b, [(3, 0), (0,)]),
+    "mul": (lambda a, b: a * b, [(0, 3), (1, 3)]),
+    "softmax over an empty dim": (lambda a: a.softmax(dim=1), [(3, 0)]),
+    "log_softmax with no rows": (lambda a: a.log_softmax(dim=1), [(0, 3)]),
+    "tanh": (lambda a: a.tanh(), [(0, 2)]),
+    "sum": (lambda a: a.sum(dim=0), [(0, 3)]),
+    "matmul with an empty inner dim": (lambda a, b: a @ b, [(2, 0), (0, 3)]),
+    "matmul with no rows": (lambda a, b: a @ b, [(0, 2), (2, 3)]),
+    "cat with an empty piece": (lambda a, b: tl.cat([a, b]), [(0, 3), (2, 3)]),
+    "empty gather": (lambda a: a[np.array([], dtype=np.int64)], [(3, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", ZERO_SIZE)
+def test_zero_size_tensors(name):
+    fn, input_shapes = ZERO_SIZE[name]
+    rng = np.random.default_rng(12)
+    inputs = [Tensor(rng.standard_normal(s), requires_grad=True) for s in input_shapes]
+    out = fn(*inputs)
+    out.backward(np.ones(out.shape))
+    for t in inputs:
+        assert t.grad is not None and t.grad.shape == t.shape
+    assert_gradcheck(fn, *[t.data for t in inputs])

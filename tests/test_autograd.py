@@ -322,7 +322,7 @@ def test_detect_anomaly_names_the_op_and_the_line_of_a_nan_in_forward():
     message = str(error.value)
     assert "log" in message
     assert THIS_FILE in message
-    assert "x.log()" in message or "line" in message.lower() or ":" in message
+    assert "x.log()" in message  # the source line itself
     assert "(2,)" in message  # the shapes
 
 
@@ -335,7 +335,7 @@ def test_detect_anomaly_names_the_op_of_a_nan_in_backward():
             y.backward()
     message = str(error.value)
     assert "sqrt" in message
-    assert THIS_FILE in message
+    assert THIS_FILE in message and "root = x.sqrt()" in message  # where the op was created
     assert "NaN" in message or "nan" in message.lower()
 
 

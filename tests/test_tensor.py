@@ -6,6 +6,8 @@ the engine passes between nodes (checked by spying on each op's backward).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from test_ops import BINARY, UNARY
@@ -376,3 +378,50 @@ def test_requires_grad_():
 def test_repr_shows_values_and_grad_fn():
     assert "1.5" in repr(Tensor([1.5]))
     assert "mul" in repr(Tensor([1.5], requires_grad=True) * 2)
+
+
+# ---- PyTorch's promotion and edge cases --------------------------------------------------------
+
+
+def test_numpy_scalars_and_0d_tensors_keep_float32():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    for y in (x * np.float64(2), x / np.sqrt(np.float64(4)), x + Tensor(np.float64(1)), x ** np.float64(2)):
+        assert y.dtype == np.float32
+    (x + Tensor(np.float64(1))).sum().backward()
+    assert x.grad.dtype == np.float32
+    # a float64 tensor with dims still wins, as in PyTorch
+    assert (x + Tensor(np.array([1.0, 2.0]))).dtype == np.float64
+
+
+def test_int_tensor_with_numpy_float_scalar_is_float32():
+    assert (Tensor([1, 2]) * np.float64(0.5)).dtype == np.float32
+
+
+def test_empty_dim_tuple_reduces_every_dim():
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.sum(dim=()).shape == ()
+    assert x.sum(dim=()).item() == 15.0
+
+
+def test_squeeze_accepts_a_tuple_of_dims():
+    x = Tensor.zeros(1, 3, 1, 1)
+    assert x.squeeze((0, 2)).shape == (3, 1)
+    assert x.squeeze((1,)).shape == (1, 3, 1, 1)
+
+
+def test_item_of_several_elements_is_runtime_error():
+    with pytest.raises(RuntimeError, match="one-element"):
+        Tensor([1.0, 2.0]).item()
+
+
+def test_max_of_empty_rows_along_a_nonempty_dim():
+    assert Tensor.zeros(0, 3).max(dim=1).shape == (0,)
+    with pytest.raises(ValueError, match="max"):
+        Tensor.zeros(0, 3).max()
+
+
+def test_division_by_zero_and_exp_overflow_are_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf((Tensor([1.0]) / 0.0).item())
+        assert np.isinf(Tensor([1000.0]).exp().item())

@@ -109,6 +109,14 @@ def _user_code_location() -> str:
     return "<unknown>"
 
 
+def _explain(error: Exception, inputs: tuple) -> str:
+    """An op's error message, with numpy's broadcasting wording replaced by the input shapes."""
+    message = str(error)
+    if "could not be broadcast" in message:
+        return "cannot broadcast shapes " + " and ".join(str(t.shape) for t in inputs)
+    return message
+
+
 def _bad_values(array: np.ndarray) -> str | None:
     """'NaN' or 'Inf' if a float array holds one, else None."""
     if array.dtype.kind != "f" or np.isfinite(array).all():
@@ -156,7 +164,9 @@ class Function:
         try:
             data = node.forward(*[t.data for t in inputs], **params)
         except ValueError as error:
-            raise ValueError(f"{cls.name}: {error}") from None
+            raise ValueError(f"{cls.name}: {_explain(error, inputs)}") from None
+        except IndexError as error:
+            raise IndexError(f"{cls.name}: {error}") from None
         if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
             data = np.asarray(data)
         if _anomaly_enabled:

@@ -54,7 +54,7 @@ def normalize_dim(dim: int, ndim: int, op: str) -> int:
 
 def normalize_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...]:
     """``dim`` (None, an int or a tuple) as a sorted tuple of non-negative dims."""
-    if dim is None:
+    if dim is None or dim == ():  # PyTorch reads an empty tuple as "every dim"
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     result = tuple(sorted({normalize_dim(int(d), ndim, op) for d in dims}))
@@ -143,7 +143,8 @@ class Div(Function):
     name = "div"
 
     def forward(self, a, b):
-        out = a / b
+        with np.errstate(divide="ignore", invalid="ignore"):  # x/0 is inf or nan, silently, as in PyTorch
+            out = a / b
         self.save_for_backward(a, b, out)
         return out
 
@@ -216,6 +217,14 @@ class MatMul(Function):
         inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         if a.shape[-1] != inner_b:
             raise ValueError(f"cannot multiply {a.shape} by {b.shape}")
+        if a.ndim > 2 or b.ndim > 2:
+            try:
+                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            except ValueError:
+                raise ValueError(
+                    f"cannot multiply {a.shape} by {b.shape}: batch dims {a.shape[:-2]} and {b.shape[:-2]} "
+                    "do not broadcast"
+                ) from None
         self.save_for_backward(a, b)
         return a @ b
 
@@ -271,7 +280,8 @@ class Exp(Function):
     name = "exp"
 
     def forward(self, x):
-        y = np.exp(x)
+        with np.errstate(over="ignore"):  # exp(1000) is inf, silently, as in PyTorch
+            y = np.exp(x)
         self.save_for_backward(y)
         return y
 
@@ -449,8 +459,6 @@ class Max(Function):
     name = "max"
 
     def forward(self, x, *, dim=None, keepdim=False):
-        if x.size == 0:
-            raise ValueError(f"cannot take the max of an empty tensor of shape {x.shape}")
         self.dims = normalize_dims(dim, x.ndim, "max")
         self.keepdim = keepdim
         out = x.max(axis=self.dims, keepdims=keepdim)
@@ -508,7 +516,10 @@ class Expand(Function):
 
     def forward(self, x, *, shape):
         self.input_shape = x.shape
-        return np.broadcast_to(x, shape)
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"cannot expand {x.shape} to {tuple(shape)}") from None
 
     # every copy of an element sends its gradient back: sum over the expanded dims
     def backward(self, g):

@@ -181,7 +181,7 @@ class Tensor:
 
     def item(self) -> float | int | bool:
         if self.data.size != 1:
-            raise ValueError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
+            raise RuntimeError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
         return self.data.item()
 
     def tolist(self) -> Any:
@@ -272,20 +272,19 @@ class Tensor:
         """``value`` (a Tensor, array or number) as a tensor to combine with this one."""
         if isinstance(value, Tensor):
             return value
-        if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+        if isinstance(value, (bool, int, float, np.number, np.bool_)):
+            # a number takes the tensor's dtype, as in PyTorch: float32 * 2.0 stays float32
             if _is_float(self.data):
                 return Tensor._make(np.asarray(value, dtype=self.data.dtype))
-            return Tensor._make(np.asarray(value, dtype=DEFAULT_FLOAT if isinstance(value, float) else _INT))
+            is_float = isinstance(value, (float, np.floating))
+            return Tensor._make(np.asarray(value, dtype=DEFAULT_FLOAT if is_float else _INT))
         return Tensor(value)
 
     def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
-        """(self, other) as tensors, promoted as PyTorch does: an integer joining a float takes its dtype."""
+        """(self, other) as tensors of one dtype, promoted as PyTorch does (see ``_promote``)."""
         a, b = self, other if isinstance(other, Tensor) else self._operand(other)
         if a.data.dtype is not b.data.dtype:
-            if _is_float(a.data) and not _is_float(b.data):
-                b = Tensor._make(b.data.astype(a.data.dtype))
-            elif _is_float(b.data) and not _is_float(a.data):
-                a = Tensor._make(a.data.astype(b.data.dtype))
+            a, b = _promote(a, b)
         return a, b
 
     def _floating(self) -> Tensor:
@@ -324,6 +323,8 @@ class Tensor:
         return ops.Div.apply(a._floating(), b._floating())
 
     def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, np.number):
+            exponent = exponent.item()  # a plain Python number, so float32 data stays float32
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
             base = self if _is_float(self.data) or isinstance(exponent, int) else self._floating()
             return ops.PowScalar.apply(base, exponent=exponent)
@@ -460,15 +461,14 @@ class Tensor:
         dim = ops.normalize_dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
-        """Drop size-1 dims (all of them, or only ``dim`` when it has size 1)."""
-        if dim is None:
-            shape = tuple(n for n in self.shape if n != 1)
-        else:
-            dim = ops.normalize_dim(dim, self.ndim, "squeeze")
-            if self.ndim == 0 or self.shape[dim] != 1:
-                return self
-            shape = self.shape[:dim] + self.shape[dim + 1 :]
+    def squeeze(self, dim: int | tuple[int, ...] | None = None) -> Tensor:
+        """Drop size-1 dims: all of them, or those among ``dim`` (an int or a tuple) that have size 1."""
+        if self.ndim == 0:
+            return self
+        dims = ops.normalize_dims(dim, self.ndim, "squeeze")
+        shape = tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
+        if shape == self.shape:
+            return self
         return self.reshape(shape)
 
     def expand(self, *shape: Any) -> Tensor:
@@ -482,6 +482,26 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_index_arrays(index))
+
+
+def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """PyTorch's type promotion for two tensors of different dtypes.
+
+    An integer tensor joining a float one takes its dtype; between two float dtypes a 0-d
+    tensor takes the dtype of one with dims (so float32 data stays float32); otherwise numpy's
+    rule applies (float32 with float64 gives float64).
+    """
+    a_float, b_float = _is_float(a.data), _is_float(b.data)
+    if a_float and not b_float:
+        return a, b.to(a.dtype)
+    if b_float and not a_float:
+        return a.to(b.dtype), b
+    if a_float and b_float:
+        if a.ndim == 0 and b.ndim > 0:
+            return a.to(b.dtype), b
+        if b.ndim == 0 and a.ndim > 0:
+            return a, b.to(a.dtype)
+    return a, b
 
 
 def _index_arrays(index: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import layer_ops
 from ..tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -94,7 +94,7 @@ def layer_norm(
         return _layer_norm_composed(input, len(shape), weight, bias, eps)
     weight = Tensor(np.ones(shape, input.dtype)) if weight is None else weight
     bias = Tensor(np.zeros(shape, input.dtype)) if bias is None else bias
-    return ops.LayerNorm.apply(input, weight, bias, normalized_ndim=len(shape), eps=eps)
+    return layer_ops.LayerNorm.apply(input, weight, bias, normalized_ndim=len(shape), eps=eps)
 
 
 def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
@@ -124,7 +124,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if input.dtype.kind != "f":
         raise TypeError(f"dropout: expected a float tensor, got dtype {input.dtype}")
-    return ops.Dropout.apply(input, p=float(p))
+    return layer_ops.Dropout.apply(input, p=float(p))
 
 
 def _check_dropout_probability(p: float) -> None:
@@ -139,7 +139,7 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
     IndexError and non-integer indices a TypeError, both raised before any lookup.
     """
     padding_idx = _padding_index(padding_idx, weight.shape[0])
-    return ops.Embedding.apply(weight, indices=_array(input), padding_idx=padding_idx)
+    return layer_ops.Embedding.apply(weight, indices=_array(input), padding_idx=padding_idx)
 
 
 def _padding_index(padding_idx: int | None, num_embeddings: int) -> int | None:
@@ -207,6 +207,6 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
         input = input.permute(0, *range(2, input.ndim), 1)
     rows = input.reshape(-1, classes)
     logp = rows.log_softmax(dim=-1) if from_logits else rows
-    loss = ops.NLLLoss.apply(logp, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
+    loss = layer_ops.NLLLoss.apply(logp, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
                              reduction=reduction)
     return loss.reshape(target.shape) if reduction == "none" else loss

@@ -1,0 +1,167 @@
+"""Ops for the nn layers: each replaces a whole composition of primitive ops by one graph node.
+
+``LayerNorm`` computes in one kernel pass what ``F.layer_norm(..., fused=False)`` spells out in
+nine primitive ops; ``RNNRecurrence`` and ``LayerNormRNNRecurrence`` run a whole sequence of
+recurrent steps that ``nn.RNN(..., fused=False)`` builds step by step; ``Dropout``,
+``Embedding`` and ``NLLLoss`` are the lookups and masks those layers need. Tests check every
+one against its composed twin, in value and gradient.
+
+Same conventions as ops.py: forward and backward side by side, the derivative in a comment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import kernels
+from .autograd import Function
+from .ops import as_flat
+from .random import generator
+
+
+class LayerNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, over the last ``normalized_ndim`` dims
+
+    mean and the biased var are taken per row after flattening the normalized dims; weight and
+    bias have the normalized shape. One kernel forward, one backward (kernels.layer_norm_*).
+    ``F.layer_norm`` checks the shapes (at least one normalized element); ``fused=False`` there
+    spells out the same formula in primitive ops.
+    """
+
+    name = "layer_norm"
+
+    def forward(self, x, weight, bias, *, normalized_ndim, eps):
+        self.x_shape, self.weight_shape = x.shape, weight.shape
+        cols = math.prod(x.shape[x.ndim - normalized_ndim :])
+        rows = np.ascontiguousarray(x).reshape(-1, cols)
+        weight = as_flat(weight.astype(x.dtype, copy=False))
+        bias = as_flat(bias.astype(x.dtype, copy=False))
+        y, mean, rstd = kernels.layer_norm_forward(rows, weight, bias, float(eps))
+        self.save_for_backward(rows, weight, mean, rstd)
+        return y.reshape(x.shape)
+
+    # with xhat = (x - mean) * rstd and gw = g * weight, per row of n elements:
+    # dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), dweight = sum_rows g * xhat, dbias = sum_rows g
+    def backward(self, g):
+        rows, weight, mean, rstd = self.saved_tensors
+        g_rows = np.ascontiguousarray(g, dtype=rows.dtype).reshape(rows.shape)
+        dx, dweight, dbias = kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd)
+        return dx.reshape(self.x_shape), dweight.reshape(self.weight_shape), dbias.reshape(self.weight_shape)
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - p), each mask element 1 with probability 1 - p (inverted dropout)
+
+    The mask comes from the library's seeded generator, so ``tl.manual_seed`` repeats it.
+    p = 1 gives zeros (scale 0, as PyTorch). Callers skip the op for p = 0 or in eval mode.
+    """
+
+    name = "dropout"
+
+    def forward(self, x, *, p):
+        self.scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+        noise = generator().random(x.shape, dtype=x.dtype)  # uniform in [0, 1): kept where noise >= p
+        out, self.keep = kernels.dropout_forward(as_flat(x), noise.reshape(-1), float(p), self.scale)
+        return out.reshape(x.shape)
+
+    # d y/dx = mask * scale
+    def backward(self, g):
+        return kernels.dropout_backward(as_flat(g), self.keep, self.scale).reshape(g.shape)
+
+
+def check_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
+    """``indices`` as contiguous int64 in [0, size), or a TypeError/IndexError naming the bad value.
+
+    Runs before any kernel, so a kernel never reads out of bounds. Negative indices are errors
+    (as in torch.nn.Embedding), not counted from the end.
+    """
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{what}: indices must be integers (int64), got dtype {indices.dtype}")
+    indices = indices.astype(np.int64, order="C", copy=False)  # (keeps a 0-d index 0-d)
+    if indices.size:
+        low, high = indices.min(), indices.max()
+        if low < 0 or high >= size:
+            bad = low if low < 0 else high
+            raise IndexError(f"{what}: index out of range in self: index {bad} with num_embeddings={size}")
+    return indices
+
+
+class Embedding(Function):
+    """weight[indices]: one row of weight (num_embeddings, dim) per index; indices (*) -> (*, dim)
+
+    The rows at ``padding_idx`` get no gradient. Indices are checked with ``check_indices`` first.
+    """
+
+    name = "embedding"
+
+    def forward(self, weight, *, indices, padding_idx=None):
+        if weight.ndim != 2:
+            raise ValueError(f"weight must be 2-d (num_embeddings, embedding_dim), got shape {weight.shape}")
+        self.indices = check_indices(indices, weight.shape[0], "embedding")
+        self.num_embeddings = weight.shape[0]
+        self.padding_idx = padding_idx
+        return weight[self.indices]
+
+    # d weight[i]/d weight: row i collects the gradients of every position that looked it up
+    # (indices repeat, so they add up: a Numba scatter-add); the padding row gets none
+    def backward(self, g):
+        dim = g.shape[-1]
+        grad_rows = np.ascontiguousarray(g).reshape(-1, dim)
+        grad = kernels.scatter_add_rows(grad_rows, self.indices.reshape(-1), self.num_embeddings)
+        if self.padding_idx is not None:
+            grad[self.padding_idx] = 0
+        return grad
+
+
+class NLLLoss(Function):
+    """loss_n = -w[t_n] * logp[n, t_n] for logp (N, C) and target t (N,), then reduced
+
+    Targets equal to ``ignore_index`` weigh 0. reduction: 'none' gives (N,), 'sum' the sum, 'mean'
+    the sum divided by the total weight of the non-ignored targets (NaN if there are none,
+    as PyTorch). A target outside [0, C) is an IndexError; a non-integer target a TypeError.
+    """
+
+    name = "nll_loss"
+
+    def forward(self, logp, *, target, weight=None, ignore_index=-100, reduction="mean"):
+        if logp.ndim != 2:
+            raise ValueError(f"expected log-probabilities of shape (N, C), got {logp.shape}")
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {target.dtype}")
+        n, classes = logp.shape
+        if target.shape != (n,):
+            raise ValueError(f"target of shape {target.shape} does not match input of shape {logp.shape}")
+        valid = target != ignore_index
+        out_of_range = valid & ((target < 0) | (target >= classes))
+        if out_of_range.any():
+            raise IndexError(f"nll_loss: Target {target[out_of_range][0]} is out of bounds for {classes} classes.")
+        self.rows = np.flatnonzero(valid)
+        self.cols = target[self.rows].astype(np.int64)
+        self.weights = np.ones(len(self.rows), logp.dtype) if weight is None else weight[self.cols].astype(logp.dtype)
+        self.shape, self.reduction = logp.shape, reduction
+        losses = np.zeros(n, logp.dtype)
+        losses[self.rows] = -logp[self.rows, self.cols] * self.weights
+        if reduction == "none":
+            return losses
+        if reduction == "sum":
+            return losses.sum()
+        self.total_weight = self.weights.sum(dtype=logp.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0 / 0 = NaN
+            return losses.sum() / self.total_weight
+
+    # d loss_n / d logp[n, t_n] = -w[t_n] (times 1 / total weight for 'mean'); 0 elsewhere
+    def backward(self, g):
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        if len(self.rows) == 0:  # every target ignored: no gradient (even though 'mean' is NaN), as PyTorch
+            return grad
+        if self.reduction == "none":
+            scale = g[self.rows]
+        elif self.reduction == "sum":
+            scale = g
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as the loss
+                scale = g / self.total_weight
+        grad[self.rows, self.cols] = -self.weights * scale
+        return grad

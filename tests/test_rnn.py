@@ -267,3 +267,61 @@ def test_rnn_errors():
         model(Tensor(np.zeros((4, 1, 2))), Tensor(np.zeros((1, 1, 3))))
     with pytest.raises(ValueError, match="no time steps"):
         model(Tensor(np.zeros((0, 1, 2))))
+
+
+# ---- the fused recurrence ops against the step-by-step graph -------------------------------------
+
+from tinygrad_ln import layer_ops  # noqa: E402
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_fused_rnn_recurrence_gradcheck(nonlinearity):
+    tensors = [Tensor(randn(*shape), requires_grad=True) for shape in ((5, 3, 4), (3, 4), (4, 4))]
+    assert tl.gradcheck(
+        lambda p, h0, w: layer_ops.RNNRecurrence.apply(p, h0, w, nonlinearity=nonlinearity), tensors
+    )
+
+
+def test_fused_layer_norm_rnn_recurrence_gradcheck():
+    shapes = ((5, 3, 4), (3, 4), (4, 4), (4,), (4,))
+    tensors = [Tensor(randn(*shape), requires_grad=True) for shape in shapes]
+    assert tl.gradcheck(
+        lambda p, h0, w, gain, bias: layer_ops.LayerNormRNNRecurrence.apply(p, h0, w, gain, bias, eps=1e-5), tensors
+    )
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("num_layers, batch_first", [(1, False), (2, True)])
+def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first):
+    tl.manual_seed(3)
+    fused = nn.RNN(4, 6, num_layers=num_layers, batch_first=batch_first, layer_norm=layer_norm).double()
+    steps = nn.RNN(4, 6, num_layers=num_layers, batch_first=batch_first, layer_norm=layer_norm, fused=False).double()
+    steps.load_state_dict(fused.state_dict())
+    for p in fused.parameters():  # non-trivial LayerNorm gain and bias
+        p.data += 0.1 * randn(*p.shape)
+    steps.load_state_dict(fused.state_dict())
+    x = randn(3, 7, 4) if batch_first else randn(7, 3, 4)
+    h0 = randn(num_layers, 3, 6)
+    upstream_out, upstream_h = randn(*(3, 7, 6) if batch_first else (7, 3, 6)), randn(num_layers, 3, 6)
+    results = []
+    for model in (fused, steps):
+        xt, h0t = Tensor(x, requires_grad=True), Tensor(h0, requires_grad=True)
+        out, h_n = model(xt, h0t)
+        ((out * Tensor(upstream_out)).sum() + (h_n * Tensor(upstream_h)).sum()).backward()
+        grads = {name: p.grad.data for name, p in model.named_parameters()}
+        results.append((out.data, h_n.data, xt.grad.data, h0t.grad.data, grads))
+    (out_a, hn_a, dx_a, dh0_a, grads_a), (out_b, hn_b, dx_b, dh0_b, grads_b) = results
+    for a, b in ((out_a, out_b), (hn_a, hn_b), (dx_a, dx_b), (dh0_a, dh0_b)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_fused_rnn_is_one_node_per_layer_and_keeps_float32():
+    rnn = nn.RNN(4, 5, layer_norm=True)
+    out, h_n = rnn(Tensor(np.ones((6, 2, 4), np.float32)))
+    assert out.dtype == np.float32 and h_n.dtype == np.float32
+    assert out.grad_fn.name == "layer_norm_rnn_recurrence"
+    out.sum().backward()
+    assert all(p.grad.dtype == np.float32 for p in rnn.parameters())

@@ -73,7 +73,9 @@ class CharRNN(nn.Module):
     def __init__(self, vocab: int = 11, embed: int = 6, hidden: int = 8) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embed)
-        self.rnn = nn.RNN(embed, hidden, batch_first=True, layer_norm=True)
+        # fused=False: the step-by-step graph, so the drawing shows (and folds) every time step;
+        # the default fused recurrence would be one node per layer
+        self.rnn = nn.RNN(embed, hidden, batch_first=True, layer_norm=True, fused=False)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, chars: Tensor) -> Tensor:

@@ -165,3 +165,121 @@ class NLLLoss(Function):
                 scale = g / self.total_weight
         grad[self.rows, self.cols] = -self.weights * scale
         return grad
+
+
+# --------------------------------------------------------------------------------------------
+# Whole recurrences: one node for all L steps of one RNN layer. The per-step graph that
+# nn.RNN(..., fused=False) builds computes the same numbers with ~5 nodes per step; here the
+# loop over time runs inside forward and backward, with one matmul per step and the weight
+# gradient summed over all steps in a single matmul at the end.
+# --------------------------------------------------------------------------------------------
+
+
+def _previous_hidden(hidden: np.ndarray, h0: np.ndarray) -> np.ndarray:
+    """h_{t-1} for every t: (L, N, H) made of h0 then hidden[0 .. L-2]."""
+    return np.concatenate([h0[None].astype(hidden.dtype, copy=False), hidden[:-1]])
+
+
+class RNNRecurrence(Function):
+    """h_t = f(p_t + h_{t-1} W^T) for t = 0 .. L-1, with f = tanh or relu
+
+    Inputs: projected p (L, N, H) (the input projection x_t W_ih^T + biases of every step),
+    h0 (N, H), weight W (H, H). Output: every h_t, (L, N, H).
+    """
+
+    name = "rnn_recurrence"
+
+    def forward(self, projected, h0, weight, *, nonlinearity):
+        self.relu = nonlinearity == "relu"
+        weight_t = np.ascontiguousarray(weight.T.astype(projected.dtype, copy=False))
+        hidden = np.empty_like(projected)
+        h = h0.astype(projected.dtype, copy=False)
+        for t in range(projected.shape[0]):
+            np.matmul(h, weight_t, out=hidden[t])
+            hidden[t] += projected[t]
+            if self.relu:
+                np.maximum(hidden[t], 0, out=hidden[t])
+            else:
+                np.tanh(hidden[t], out=hidden[t])
+            h = hidden[t]
+        self.save_for_backward(hidden, h0, weight)
+        return hidden
+
+    # a_t = p_t + h_{t-1} W^T, h_t = f(a_t); walking t backwards with dh_t = g_t + da_{t+1} W:
+    # da_t = dh_t * f'(a_t), dp_t = da_t, dh0 = da_0 W, dW = sum_t da_t^T h_{t-1}
+    def backward(self, g):
+        hidden, h0, weight = self.saved_tensors
+        length, batch, size = hidden.shape
+        weight = weight.astype(hidden.dtype, copy=False)
+        activation_backward = kernels.relu_backward if self.relu else kernels.tanh_backward
+        d_summed = np.empty_like(hidden)
+        dh_next = np.zeros((batch, size), hidden.dtype)
+        for t in range(length - 1, -1, -1):
+            dh = as_flat(g[t] + dh_next)
+            d_summed[t] = activation_backward(hidden[t].reshape(-1), dh).reshape(batch, size)
+            dh_next = d_summed[t] @ weight
+        need_projected, need_h0, need_weight = self.needs_input_grad
+        d_weight = None
+        if need_weight:
+            d_weight = d_summed.reshape(-1, size).T @ _previous_hidden(hidden, h0).reshape(-1, size)
+        return (d_summed if need_projected else None, dh_next if need_h0 else None, d_weight)
+
+
+class LayerNormRNNRecurrence(Function):
+    """h_t = tanh(LN(a_t)), a_t = p_t + h_{t-1} W^T, for t = 0 .. L-1 (Ba, Kiros & Hinton 2016, eq. 4)
+
+    LN(a) = (a - mean(a)) / sqrt(var(a) + eps) * gain + bias over the H units of each example.
+    Inputs: projected p (L, N, H), h0 (N, H), weight W (H, H), gain (H,), bias (H,).
+    Output: every h_t, (L, N, H).
+    """
+
+    name = "layer_norm_rnn_recurrence"
+
+    def forward(self, projected, h0, weight, gain, bias, *, eps):
+        dtype = projected.dtype
+        weight_t = np.ascontiguousarray(weight.T.astype(dtype, copy=False))
+        gain, bias = as_flat(gain.astype(dtype, copy=False)), as_flat(bias.astype(dtype, copy=False))
+        summed = np.empty_like(projected)
+        hidden = np.empty_like(projected)
+        means, rstds = [], []
+        h = h0.astype(dtype, copy=False)
+        for t in range(projected.shape[0]):
+            np.matmul(h, weight_t, out=summed[t])
+            summed[t] += projected[t]
+            normalized, mean, rstd = kernels.layer_norm_forward(summed[t], gain, bias, float(eps))
+            np.tanh(normalized, out=hidden[t])
+            means.append(mean)
+            rstds.append(rstd)
+            h = hidden[t]
+        self.save_for_backward(summed, hidden, h0, weight, gain, np.stack(means), np.stack(rstds))
+        return hidden
+
+    # z_t = LN(a_t), h_t = tanh(z_t); walking t backwards with dh_t = g_t + da_{t+1} W:
+    # dz_t = dh_t (1 - h_t^2), da_t = LN'(dz_t) (the layer-norm backward), dp_t = da_t,
+    # dgain = sum_t dz_t * zhat_t, dbias = sum_t dz_t, dh0 = da_0 W, dW = sum_t da_t^T h_{t-1}
+    def backward(self, g):
+        summed, hidden, h0, weight, gain, means, rstds = self.saved_tensors
+        length, batch, size = hidden.shape
+        weight = weight.astype(hidden.dtype, copy=False)
+        d_summed = np.empty_like(hidden)
+        d_gain = np.zeros(size, hidden.dtype)
+        d_bias = np.zeros(size, hidden.dtype)
+        dh_next = np.zeros((batch, size), hidden.dtype)
+        for t in range(length - 1, -1, -1):
+            dh = as_flat(g[t] + dh_next)
+            dz = kernels.tanh_backward(hidden[t].reshape(-1), dh).reshape(batch, size)
+            d_summed[t], d_gain_t, d_bias_t = kernels.layer_norm_backward(dz, summed[t], gain, means[t], rstds[t])
+            d_gain += d_gain_t
+            d_bias += d_bias_t
+            dh_next = d_summed[t] @ weight
+        need_projected, need_h0, need_weight, need_gain, need_bias = self.needs_input_grad
+        d_weight = None
+        if need_weight:
+            d_weight = d_summed.reshape(-1, size).T @ _previous_hidden(hidden, h0).reshape(-1, size)
+        return (
+            d_summed if need_projected else None,
+            dh_next if need_h0 else None,
+            d_weight,
+            d_gain if need_gain else None,
+            d_bias if need_bias else None,
+        )

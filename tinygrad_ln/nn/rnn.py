@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import layer_ops
 from ..tensor import Tensor, stack
 from . import functional as F
 from . import init
@@ -46,6 +47,24 @@ def _recurrent_step(
     summed = projected + hidden @ weight_hh_t
     pre_activation = summed if layer_norm is None else layer_norm(summed)
     return summed, pre_activation.tanh() if nonlinearity == "tanh" else pre_activation.relu()
+
+
+def _fused_recurrence(
+    projected: Tensor, h0: Tensor, weight_hh: Tensor, layer_norm: Module | None, nonlinearity: str
+) -> Tensor:
+    """Every h_t of one layer, (L, N, H), as one graph node (the same numbers as the step loop)."""
+    if layer_norm is None:
+        return layer_ops.RNNRecurrence.apply(projected, h0, weight_hh, nonlinearity=nonlinearity)
+    return layer_ops.LayerNormRNNRecurrence.apply(
+        projected, h0, weight_hh, layer_norm.weight, layer_norm.bias, eps=layer_norm.eps
+    )
+
+
+def _can_fuse(layer_norm: Module | None, nonlinearity: str) -> bool:
+    """The fused ops cover the vanilla RNN and the paper's LN-RNN (tanh, LayerNorm with gain and bias)."""
+    if layer_norm is None:
+        return True
+    return nonlinearity == "tanh" and layer_norm.weight is not None and layer_norm.bias is not None
 
 
 def _uniform_init(params: list[Tensor], hidden_size: int) -> None:
@@ -156,7 +175,10 @@ class RNN(Module):
     ``bias_hh_l{k}`` (H,), all U(-1/sqrt(H), 1/sqrt(H)), and with ``layer_norm=True`` a
     ``layer_norm_l{k}`` LayerNorm(H). ``dropout`` applies to every layer's output but the last's,
     in training mode. ``return_steps=True`` also returns an ``RNNSteps`` with every a_t and h_t.
-    Each layer projects the inputs of all time steps in one matmul, then runs the recurrence.
+    Each layer projects the inputs of all time steps in one matmul, then runs the recurrence:
+    by default as one fused graph node per layer (``layer_ops.RNNRecurrence`` /
+    ``LayerNormRNNRecurrence``); with ``fused=False`` (or ``return_steps=True``) as a graph of
+    primitive ops, a few per time step, which computes the same numbers and is easier to draw.
     """
 
     def __init__(
@@ -169,6 +191,7 @@ class RNN(Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         layer_norm: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         _check_sizes(input_size, hidden_size)
@@ -186,6 +209,7 @@ class RNN(Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.layer_norm = layer_norm
+        self.fused = fused
         for k in range(num_layers):
             layer_input_size = input_size if k == 0 else hidden_size
             setattr(self, f"weight_ih_l{k}", Parameter(np.empty((hidden_size, layer_input_size), np.float32)))
@@ -237,17 +261,22 @@ class RNN(Module):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             norm = self._modules.get(f"layer_norm_l{k}")
             projected = _input_projection(layer_input, weight_ih, bias_ih, bias_hh)  # all steps: (L, N, H)
-            weight_hh_t = weight_hh.T  # transposed once, reused at every step
-            h = h0[k]
-            summed, hidden = [], []
-            for t in range(length):
-                a, h = _recurrent_step(projected[t], h, weight_hh_t, norm, self.nonlinearity)
-                summed.append(a)
-                hidden.append(h)
-            summed_inputs.append(summed)
-            hidden_states.append(hidden)
-            final_hidden.append(h)
-            layer_input = stack(hidden, 0)  # (L, N, H)
+            if self.fused and not return_steps and _can_fuse(norm, self.nonlinearity):
+                layer_output = _fused_recurrence(projected, h0[k], weight_hh, norm, self.nonlinearity)
+                final_hidden.append(layer_output[length - 1])
+            else:
+                weight_hh_t = weight_hh.T  # transposed once, reused at every step
+                h = h0[k]
+                summed, hidden = [], []
+                for t in range(length):
+                    a, h = _recurrent_step(projected[t], h, weight_hh_t, norm, self.nonlinearity)
+                    summed.append(a)
+                    hidden.append(h)
+                summed_inputs.append(summed)
+                hidden_states.append(hidden)
+                final_hidden.append(h)
+                layer_output = stack(hidden, 0)  # (L, N, H)
+            layer_input = layer_output
             if k < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
 
@@ -285,4 +314,6 @@ class RNN(Module):
             extra += f", dropout={self.dropout}"
         if self.layer_norm:
             extra += ", layer_norm=True"
+        if not self.fused:
+            extra += ", fused=False"
         return extra

@@ -1,6 +1,19 @@
-"""Shared helpers for the benchmarks: interleaved timing, medians, machine facts, JSON lines.
+"""Shared helpers for the benchmarks: thread policy, interleaved timing, medians, machine facts, JSON lines.
 
 Each benchmark script prints one JSON object per line; run_all.py gathers them into RESULTS.md.
+A record becomes a table row when it follows this convention:
+    "bench", "case"                  what was measured
+    "tinygrad_ln_<unit>"             our number (unit: ms, us, s, GBps)
+    "<baseline>_<unit>"              the reference's number, same unit (e.g. torch_ms, np_add_at_us)
+    "speedup_vs_<baseline>"          reference time / our time (> 1: we are faster), or "fraction_of_bandwidth"
+    "goal", "met"                    when the issue states a goal
+Any other keys are details kept in the raw JSON.
+
+Thread policy: import this module BEFORE numpy, numba or torch. It reads BENCH_THREADS (default 1)
+and sets OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS to it, and `load_torch` calls torch.set_num_threads
+with the same number, so both frameworks compute on the same number of threads. One thread is
+the default because these machines are small and shared: OpenBLAS spinning two threads on a
+loaded 2-core machine can make a small matmul ~100x slower, which would measure the neighbours.
 """
 
 from __future__ import annotations
@@ -18,14 +31,54 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, ROOT)
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _apply_thread_policy() -> int:
+    """Set every thread-count variable to BENCH_THREADS (default 1); must run before numpy loads."""
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    if threads < 1:
+        raise ValueError(f"BENCH_THREADS must be a positive integer, got {threads}")
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    late = [name for name in ("numpy", "numba", "torch") if name in sys.modules]
+    if late:
+        print(f"bench: warning: {', '.join(late)} imported before _common; BENCH_THREADS may not apply to it",
+              file=sys.stderr)
+    return threads
+
+
+THREADS = _apply_thread_policy()
+
 
 def load_torch() -> Any:
-    """PyTorch if it is installed (the optional `bench` extra), else None."""
+    """PyTorch if it is installed (the optional `bench` extra), else None; set to THREADS threads."""
     try:
         import torch
     except ImportError:
         return None
+    torch.set_num_threads(THREADS)
+    try:
+        torch.set_num_interop_threads(THREADS)
+    except RuntimeError:  # only allowed once, before any parallel work
+        pass
     return torch
+
+
+def ratio_fields(baseline: str, ours: float, theirs: float | None, minimum: float | None = None,
+                 label: str | None = None) -> dict[str, Any]:
+    """``speedup_vs_<baseline>`` = theirs / ours (times), plus ``goal``/``met`` when a minimum is given.
+
+    ``theirs`` None (PyTorch not installed) keeps the goal with ``met`` None: not measured.
+    ``label`` names the baseline in the goal's text (default: ``baseline``).
+    """
+    fields: dict[str, Any] = {}
+    if theirs is not None:
+        fields[f"speedup_vs_{baseline}"] = theirs / ours
+    if minimum is not None:
+        fields["goal"] = f">= {minimum:g}x {label or baseline}"
+        fields["met"] = None if theirs is None else bool(theirs / ours >= minimum)
+    return fields
 
 
 def time_interleaved(candidates: dict[str, Callable[[], Any]], rounds: int = 15, number: int = 1,
@@ -59,14 +112,51 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
+        "bench_threads": THREADS,
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "blas": _blas_name(),
+        "blas_threads": blas_threads(),
+        **{name.lower(): os.environ.get(name, "unset") for name in THREAD_VARIABLES[:3]},
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
     torch = load_torch()
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        info["torch_interop_threads"] = torch.get_num_interop_threads()
     return info
+
+
+def _blas_name() -> str:
+    import numpy as np
+
+    try:
+        config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{config['name']} {config.get('version', '')}".strip()
+    except Exception:  # older numpy: no dict mode
+        return "unknown"
+
+
+def blas_threads() -> int | None:
+    """Threads numpy's OpenBLAS will use, asked from the loaded library with ctypes (None if unknown)."""
+    import ctypes
+
+    import numpy  # noqa: F401  (loads the BLAS library)
+
+    try:
+        with open("/proc/self/maps") as f:
+            libraries = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in libraries:
+        library = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                       "scipy_openblas_get_num_threads", "openblas_get_num_threads"):
+            getter = getattr(library, symbol, None)
+            if getter is not None:
+                getter.restype = ctypes.c_int
+                return int(getter())
+    return None
 
 
 def _cpu_model() -> str:

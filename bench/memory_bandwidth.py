@@ -1,12 +1,13 @@
 """The machine's memory bandwidth, the ceiling for memory-bound kernels such as LayerNorm.
 
 Measured as a STREAM-like copy of a 256 MB float32 array (read + write bytes per second),
-on one thread with numpy and on every Numba thread with a parallel kernel.
+on one thread with numpy and on every Numba thread with a parallel kernel (NUMBA_NUM_THREADS,
+which _common sets to BENCH_THREADS, 1 by default: run with BENCH_THREADS=2 to see both cores).
 """
 
+from _common import THREADS, emit, time_interleaved  # isort: skip  (before numpy: the thread policy)
 import numba
 import numpy as np
-from _common import emit, time_interleaved
 
 SIZE = 64 * 1024 * 1024  # float32 elements: 256 MB, far beyond the caches
 
@@ -31,8 +32,9 @@ def measure() -> dict:
 
 def main() -> None:
     gbps = measure()
-    emit({"bench": "memory_bandwidth", "one_thread_GBps": gbps["one_thread"],
-          "all_threads_GBps": gbps["all_threads"], "threads": numba.config.NUMBA_NUM_THREADS})
+    emit({"bench": "memory_bandwidth", "case": "STREAM-like copy of 256 MB (read + write)",
+          "one_thread_GBps": gbps["one_thread"], "all_threads_GBps": gbps["all_threads"],
+          "threads": numba.config.NUMBA_NUM_THREADS, "bench_threads": THREADS})
 
 
 if __name__ == "__main__":

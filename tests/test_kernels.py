@@ -99,6 +99,22 @@ def test_log_softmax_forward_and_backward(dtype, rng):
     close(kernels.log_softmax_backward(y, g), gf - np.exp(y.astype(float)) * gf.sum(axis=1, keepdims=True), dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_forward_and_backward(dtype, rng):
+    x = np.vstack([rng.standard_normal((3, 4)), [[1000.0, -1000.0, 0.0, 1000.0]]]).astype(dtype)
+    target = np.array([0, 3, 1, 2], dtype=np.int64)
+    losses, p = kernels.cross_entropy_forward(x, target)
+    xf = x.astype(float)
+    shifted = xf - xf.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    close(losses, -logp[np.arange(4), target], dtype)
+    close(p, np.exp(logp), dtype)
+    scale = rng.standard_normal(4).astype(dtype)
+    expected = np.exp(logp) * scale[:, None]
+    expected[np.arange(4), target] -= scale
+    close(kernels.cross_entropy_backward(p, target, scale), expected, dtype)
+
+
 # ---- scatter-add ------------------------------------------------------------------------------
 
 
@@ -170,7 +186,7 @@ KERNELS_TESTED_HERE = {
     "tanh_backward", "sigmoid_forward", "sigmoid_backward", "relu_backward", "sum_rows",
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "scatter_add_rows", "scatter_add_flat", "layer_norm_forward", "layer_norm_backward",
-    "dropout_forward", "dropout_backward",
+    "dropout_forward", "dropout_backward", "cross_entropy_forward", "cross_entropy_backward",
 }  # fmt: skip
 
 

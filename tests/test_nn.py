@@ -436,6 +436,22 @@ def test_cross_entropy_matches_numpy_with_ignore_index_and_weights(reduction):
     assert tl.gradcheck(lambda x: F.cross_entropy(x, target, weight=weight, reduction=reduction), [x])
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_cross_entropy_equals_nll_loss_of_log_softmax(reduction):
+    logits = randn(7, 5)
+    target = np.array([0, 4, -100, 2, 2, 1, 3])
+    weight = np.array([1.0, 2.0, 0.5, 1.0, 3.0])
+    upstream = randn(7) if reduction == "none" else randn()
+    results = []
+    for loss_fn in (F.cross_entropy, lambda x, *a, **k: F.nll_loss(x.log_softmax(dim=1), *a, **k)):
+        x = Tensor(logits, requires_grad=True)
+        loss = loss_fn(x, target, weight=weight, reduction=reduction)
+        loss.backward(Tensor(upstream))
+        results.append((loss.data, x.grad.data))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15)
+
+
 def test_cross_entropy_is_stable_for_huge_logits_and_keeps_float32():
     logits = np.array([[1000.0, -1000.0, 0.0]], np.float32)
     out = F.cross_entropy(Tensor(logits), np.array([1]))

@@ -231,6 +231,47 @@ def scatter_add_flat(grad, index, size):
 
 
 # --------------------------------------------------------------------------------------------
+# Cross-entropy on logits (R, C), fused: log-softmax and the pick of the target in one pass.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def cross_entropy_forward(logits, target):
+    """loss[r] = log sum_c exp(x[r, c]) - x[r, target[r]], and the softmax of each row (kept for backward)."""
+    rows, cols = logits.shape
+    losses = np.empty(rows, dtype=logits.dtype)
+    probabilities = np.empty_like(logits)
+    for r in range(rows):
+        peak = logits[r, 0]
+        for c in range(1, cols):
+            if logits[r, c] > peak:
+                peak = logits[r, c]
+        total = 0.0
+        for c in range(cols):
+            e = np.exp(logits[r, c] - peak)
+            probabilities[r, c] = e
+            total += e
+        scale = 1.0 / total
+        for c in range(cols):
+            probabilities[r, c] *= scale
+        losses[r] = peak + np.log(total) - logits[r, target[r]]
+    return losses, probabilities
+
+
+@_jit
+def cross_entropy_backward(probabilities, target, row_scale):
+    """dx[r, c] = row_scale[r] * (p[r, c] - [c == target[r]])."""
+    rows, cols = probabilities.shape
+    out = np.empty_like(probabilities)
+    for r in range(rows):
+        s = row_scale[r]
+        for c in range(cols):
+            out[r, c] = probabilities[r, c] * s
+        out[r, target[r]] -= s
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Layer normalization over the rows of a 2-d array (R, D): the fused LayerNorm op.
 # Statistics are accumulated in float64 and the variance is taken around the mean (two passes),
 # so float32 rows such as 1000 + 100 * noise keep their precision (E[x^2] - E[x]^2 would not).

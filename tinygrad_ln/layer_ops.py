@@ -115,56 +115,89 @@ class Embedding(Function):
         return grad
 
 
-class NLLLoss(Function):
-    """loss_n = -w[t_n] * logp[n, t_n] for logp (N, C) and target t (N,), then reduced
+class _ClassificationLoss(Function):
+    """What NLLLoss and CrossEntropy share: target checks, class weights, reduction and its backward.
 
-    Targets equal to ``ignore_index`` weigh 0. reduction: 'none' gives (N,), 'sum' the sum, 'mean'
-    the sum divided by the total weight of the non-ignored targets (NaN if there are none,
-    as PyTorch). A target outside [0, C) is an IndexError; a non-integer target a TypeError.
+    Each row n gets a weight w[t_n] (1 without class weights, 0 where t_n == ignore_index).
+    reduction: 'none' gives the (N,) losses, 'sum' their sum, 'mean' the sum divided by the total
+    weight of the non-ignored rows (NaN if there are none, as PyTorch).
     """
+
+    def _prepare(self, scores, target, weight, ignore_index, reduction):
+        """Check the targets; keep each row's target (0 where ignored) and weight."""
+        if scores.ndim != 2:
+            raise ValueError(f"expected scores of shape (N, C), got {scores.shape}")
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"{self.name}: target must hold integer class indices, got dtype {target.dtype}")
+        n, classes = scores.shape
+        if target.shape != (n,):
+            raise ValueError(f"target of shape {target.shape} does not match input of shape {scores.shape}")
+        ignored = target == ignore_index
+        out_of_range = ~ignored & ((target < 0) | (target >= classes))
+        if out_of_range.any():
+            raise IndexError(f"{self.name}: Target {target[out_of_range][0]} is out of bounds for {classes} classes.")
+        self.target = np.where(ignored, 0, target).astype(np.int64)  # in range, so kernels may index with it
+        self.row_weights = np.ones(n, scores.dtype) if weight is None else weight[self.target].astype(scores.dtype)
+        self.row_weights[ignored] = 0
+        self.any_counted = not ignored.all()
+        self.shape, self.reduction = scores.shape, reduction
+
+    def _reduce(self, losses):
+        """The weighted (N,) losses, reduced."""
+        losses = losses * self.row_weights
+        if self.reduction == "none":
+            return losses
+        if self.reduction == "sum":
+            return losses.sum()
+        self.total_weight = self.row_weights.sum(dtype=losses.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0 / 0 = NaN
+            return losses.sum() / self.total_weight
+
+    def _row_scales(self, g):
+        """d reduced loss / d loss_n for each row, times its weight: (N,)."""
+        if self.reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as the loss
+                g = g / self.total_weight
+        return (self.row_weights * g).astype(self.row_weights.dtype, copy=False)
+
+
+class NLLLoss(_ClassificationLoss):
+    """loss_n = -w[t_n] * logp[n, t_n] for log-probabilities logp (N, C) and targets t (N,), then reduced"""
 
     name = "nll_loss"
 
     def forward(self, logp, *, target, weight=None, ignore_index=-100, reduction="mean"):
-        if logp.ndim != 2:
-            raise ValueError(f"expected log-probabilities of shape (N, C), got {logp.shape}")
-        if target.dtype.kind not in "iu":
-            raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {target.dtype}")
-        n, classes = logp.shape
-        if target.shape != (n,):
-            raise ValueError(f"target of shape {target.shape} does not match input of shape {logp.shape}")
-        valid = target != ignore_index
-        out_of_range = valid & ((target < 0) | (target >= classes))
-        if out_of_range.any():
-            raise IndexError(f"nll_loss: Target {target[out_of_range][0]} is out of bounds for {classes} classes.")
-        self.rows = np.flatnonzero(valid)
-        self.cols = target[self.rows].astype(np.int64)
-        self.weights = np.ones(len(self.rows), logp.dtype) if weight is None else weight[self.cols].astype(logp.dtype)
-        self.shape, self.reduction = logp.shape, reduction
-        losses = np.zeros(n, logp.dtype)
-        losses[self.rows] = -logp[self.rows, self.cols] * self.weights
-        if reduction == "none":
-            return losses
-        if reduction == "sum":
-            return losses.sum()
-        self.total_weight = self.weights.sum(dtype=logp.dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0 / 0 = NaN
-            return losses.sum() / self.total_weight
+        self._prepare(logp, target, weight, ignore_index, reduction)
+        return self._reduce(-logp[np.arange(len(self.target)), self.target])
 
     # d loss_n / d logp[n, t_n] = -w[t_n] (times 1 / total weight for 'mean'); 0 elsewhere
     def backward(self, g):
         grad = np.zeros(self.shape, dtype=g.dtype)
-        if len(self.rows) == 0:  # every target ignored: no gradient (even though 'mean' is NaN), as PyTorch
-            return grad
-        if self.reduction == "none":
-            scale = g[self.rows]
-        elif self.reduction == "sum":
-            scale = g
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as the loss
-                scale = g / self.total_weight
-        grad[self.rows, self.cols] = -self.weights * scale
+        if self.any_counted:  # every target ignored: no gradient (even though 'mean' is NaN), as PyTorch
+            grad[np.arange(len(self.target)), self.target] = -self._row_scales(g)
         return grad
+
+
+class CrossEntropy(_ClassificationLoss):
+    """loss_n = w[t_n] * (log sum_c exp(x[n, c]) - x[n, t_n]) for logits x (N, C), then reduced
+
+    The same numbers as nll_loss(log_softmax(x), t), in one kernel pass that also keeps the
+    softmax probabilities, so the backward needs no exp at all.
+    """
+
+    name = "cross_entropy"
+
+    def forward(self, logits, *, target, weight=None, ignore_index=-100, reduction="mean"):
+        self._prepare(logits, target, weight, ignore_index, reduction)
+        rows = np.ascontiguousarray(logits)
+        losses, self.probabilities = kernels.cross_entropy_forward(rows, self.target)
+        return self._reduce(losses)
+
+    # d loss_n / d x[n, c] = w[t_n] * (softmax(x[n])_c - [c == t_n])
+    def backward(self, g):
+        if not self.any_counted:
+            return np.zeros(self.shape, dtype=self.probabilities.dtype)
+        return kernels.cross_entropy_backward(self.probabilities, self.target, self._row_scales(g))
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,9 +208,11 @@ class NLLLoss(Function):
 # --------------------------------------------------------------------------------------------
 
 
-def _previous_hidden(hidden: np.ndarray, h0: np.ndarray) -> np.ndarray:
-    """h_{t-1} for every t: (L, N, H) made of h0 then hidden[0 .. L-2]."""
-    return np.concatenate([h0[None].astype(hidden.dtype, copy=False), hidden[:-1]])
+def _recurrent_weight_grad(d_summed: np.ndarray, hidden: np.ndarray, h0: np.ndarray) -> np.ndarray:
+    """dW = sum_t da_t^T h_{t-1} over all steps, with h_{-1} = h0: two matmuls, no copies."""
+    size = hidden.shape[-1]
+    later = d_summed[1:].reshape(-1, size).T @ hidden[:-1].reshape(-1, size)
+    return later + d_summed[0].T @ h0.astype(hidden.dtype, copy=False)
 
 
 class RNNRecurrence(Function):
@@ -221,7 +256,7 @@ class RNNRecurrence(Function):
         need_projected, need_h0, need_weight = self.needs_input_grad
         d_weight = None
         if need_weight:
-            d_weight = d_summed.reshape(-1, size).T @ _previous_hidden(hidden, h0).reshape(-1, size)
+            d_weight = _recurrent_weight_grad(d_summed, hidden, h0)
         return (d_summed if need_projected else None, dh_next if need_h0 else None, d_weight)
 
 
@@ -275,7 +310,7 @@ class LayerNormRNNRecurrence(Function):
         need_projected, need_h0, need_weight, need_gain, need_bias = self.needs_input_grad
         d_weight = None
         if need_weight:
-            d_weight = d_summed.reshape(-1, size).T @ _previous_hidden(hidden, h0).reshape(-1, size)
+            d_weight = _recurrent_weight_grad(d_summed, hidden, h0)
         return (
             d_summed if need_projected else None,
             dh_next if need_h0 else None,

@@ -205,6 +205,13 @@ class PowScalar(Function):
             return g * (n * x ** (n - 1)).astype(g.dtype, copy=False)
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them)."""
+    if b.ndim == 2 and a.ndim > 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
+    return a @ b
+
+
 class MatMul(Function):
     """a @ b with numpy.matmul's rules: 1-d operands are promoted, batch dims broadcast"""
 
@@ -225,7 +232,7 @@ class MatMul(Function):
                     "do not broadcast"
                 ) from None
         self.save_for_backward(a, b)
-        return a @ b
+        return _matmul(a, b)
 
     # d(a@b)/da = g @ b^T, d(a@b)/db = a^T @ g  (then summed over broadcast batch dims)
     def backward(self, g):
@@ -243,7 +250,7 @@ class MatMul(Function):
             g2 = np.expand_dims(g2, -1)
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            grad_a = unbroadcast(_matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if need_b:
             if b2.ndim == 2 and a2.ndim > 2:
                 # (..., n, k) @ (k, m): fold the batch dims into one matrix product

@@ -206,7 +206,8 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
     if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
         input = input.permute(0, *range(2, input.ndim), 1)
     rows = input.reshape(-1, classes)
-    logp = rows.log_softmax(dim=-1) if from_logits else rows
-    loss = layer_ops.NLLLoss.apply(logp, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
-                             reduction=reduction)
+    # cross_entropy is nll_loss(log_softmax(rows)) computed by one fused op (tests check they agree)
+    loss_op = layer_ops.CrossEntropy if from_logits else layer_ops.NLLLoss
+    loss = loss_op.apply(rows, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
+                         reduction=reduction)
     return loss.reshape(target.shape) if reduction == "none" else loss

@@ -115,6 +115,21 @@ def test_cross_entropy_forward_and_backward(dtype, rng):
     close(kernels.cross_entropy_backward(p, target, scale), expected, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_update(dtype, rng):
+    param, grad, m, v = (rng.standard_normal(6).astype(dtype) for _ in range(4))
+    v = np.abs(v)
+    beta1, beta2, step_size, correction, eps, decay = 0.9, 0.99, 0.01, 0.3, 1e-8, 0.1
+    g = grad.astype(float) + decay * param
+    m_new = beta1 * m + (1 - beta1) * g
+    v_new = beta2 * v + (1 - beta2) * g * g
+    expected = param - step_size * m_new / (np.sqrt(v_new) / correction + eps)
+    kernels.adam_update(param, grad, m, v, beta1, beta2, step_size, correction, eps, decay)
+    close(param, expected, dtype)
+    close(m, m_new, dtype)
+    close(v, v_new, dtype)
+
+
 # ---- scatter-add ------------------------------------------------------------------------------
 
 
@@ -187,6 +202,7 @@ KERNELS_TESTED_HERE = {
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "scatter_add_rows", "scatter_add_flat", "layer_norm_forward", "layer_norm_backward",
     "dropout_forward", "dropout_backward", "cross_entropy_forward", "cross_entropy_backward",
+    "adam_update",
 }  # fmt: skip
 
 

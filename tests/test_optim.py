@@ -62,6 +62,25 @@ def test_adam_bias_corrected_update(weight_decay, amsgrad):
     np.testing.assert_allclose(trajectory, expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_kernel_equals_the_numpy_reference(dtype):
+    rng = np.random.default_rng(5)
+    params = [nn.Parameter(rng.standard_normal((3, 4)).astype(dtype)) for _ in range(2)]
+    fused, reference = optim.Adam([params[0]], lr=0.01, weight_decay=0.1), optim.Adam([params[1]], lr=0.01,
+                                                                                      weight_decay=0.1)
+    params[1].data[...] = params[0].data
+    for _ in range(5):
+        grad = rng.standard_normal((3, 4)).astype(dtype)
+        fused._update(params[0], grad, fused.state.setdefault(params[0], {}), fused.param_groups[0])
+        state = reference.state.setdefault(params[1], {"step": 0, "exp_avg": np.zeros((3, 4), dtype),
+                                                      "exp_avg_sq": np.zeros((3, 4), dtype)})
+        state["step"] += 1
+        reference._update_reference(params[1], grad, state, reference.param_groups[0])
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(params[0].data, params[1].data, rtol=rtol)
+    np.testing.assert_allclose(fused.state[params[0]]["exp_avg_sq"], state["exp_avg_sq"], rtol=rtol)
+
+
 def test_adam_first_step_moves_every_coordinate_by_about_lr():
     step = run(optim.Adam, steps=1, lr=0.01)[0] - np.linspace(-1.0, 1.0, 4)
     np.testing.assert_allclose(np.abs(step), 0.01, rtol=1e-5)

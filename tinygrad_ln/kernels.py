@@ -365,3 +365,27 @@ def dropout_backward(grad, keep, scale):
     for i in range(grad.size):
         out[i] = grad[i] * scale if keep[i] else 0.0
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizer updates, in place on flat arrays: one pass over the parameter and its state.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step_size, bias_correction2_sqrt, eps,
+                weight_decay):
+    """Adam, PyTorch's rule, for one parameter: with g = grad + weight_decay * param,
+
+    m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2,
+    param -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps),
+    where step_size = lr / (1 - beta1^t) and bias_correction2_sqrt = sqrt(1 - beta2^t).
+    """
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        m = beta1 * exp_avg[i] + (1.0 - beta1) * g
+        v = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g
+        exp_avg[i] = m
+        exp_avg_sq[i] = v
+        param[i] -= step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
+

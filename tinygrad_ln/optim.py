@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .autograd import enable_grad, no_grad
 from .tensor import Tensor
 
@@ -130,7 +131,7 @@ class Optimizer:
             return value.item() if isinstance(value, np.ndarray) else value
         if value.shape != param.shape:
             raise ValueError(f"optimizer state '{key}' has shape {value.shape}, its parameter {param.shape}")
-        return np.array(value, dtype=param.dtype)
+        return np.array(value, dtype=param.dtype, order="C")  # C order: the update kernels work in place
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -210,16 +211,34 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(param.data, order="C")
+            state["exp_avg_sq"] = np.zeros_like(param.data, order="C")
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param.data, order="C")
+        state["step"] += 1
+        if group["amsgrad"]:
+            self._update_reference(param, grad, state, group)
+            return
+        # the same update as _update_reference, in one kernel pass per parameter
+        beta1, beta2 = group["betas"]
+        step = state["step"]
+        if not param.data.flags.c_contiguous:
+            param.data = np.ascontiguousarray(param.data)
+        kernels.adam_update(
+            param.data.reshape(-1), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1),
+            state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1),
+            beta1, beta2, group["lr"] / (1 - beta1**step), math.sqrt(1 - beta2**step),
+            group["eps"], group["weight_decay"],
+        )
+
+    def _update_reference(self, param: Tensor, grad: np.ndarray, state: dict[str, Any],
+                          group: dict[str, Any]) -> None:
+        """Adam's update written with numpy, line by line (state already holds this step's count)."""
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             grad = grad + group["weight_decay"] * param.data
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(param.data)
-        state["step"] += 1
         step = state["step"]
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg *= beta1

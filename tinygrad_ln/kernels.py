@@ -231,31 +231,41 @@ def scatter_add_flat(grad, index, size):
 
 
 # --------------------------------------------------------------------------------------------
-# Cross-entropy on logits (R, C), fused: log-softmax and the pick of the target in one pass.
+# Cross-entropy on logits (R, C): the row passes around numpy's exp (see layer_ops.CrossEntropy).
 # --------------------------------------------------------------------------------------------
 
 
 @_jit
-def cross_entropy_forward(logits, target):
-    """loss[r] = log sum_c exp(x[r, c]) - x[r, target[r]], and the softmax of each row (kept for backward)."""
-    rows, cols = logits.shape
-    losses = np.empty(rows, dtype=logits.dtype)
-    probabilities = np.empty_like(logits)
+def subtract_row_max(x):
+    """x[r] - max(x[r]) for each row: the shift that keeps exp() finite for logits of any size."""
+    rows, cols = x.shape
+    out = np.empty_like(x)
+    if cols == 0:
+        return out
     for r in range(rows):
-        peak = logits[r, 0]
+        peak = x[r, 0]
         for c in range(1, cols):
-            if logits[r, c] > peak:
-                peak = logits[r, c]
+            if x[r, c] > peak:
+                peak = x[r, c]
+        for c in range(cols):
+            out[r, c] = x[r, c] - peak
+    return out
+
+
+@_jit
+def normalize_rows(p):
+    """Divide each row of p by its sum, in place; returns the sums (R,)."""
+    rows, cols = p.shape
+    sums = np.empty(rows, dtype=p.dtype)
+    for r in range(rows):
         total = 0.0
         for c in range(cols):
-            e = np.exp(logits[r, c] - peak)
-            probabilities[r, c] = e
-            total += e
+            total += p[r, c]
         scale = 1.0 / total
         for c in range(cols):
-            probabilities[r, c] *= scale
-        losses[r] = peak + np.log(total) - logits[r, target[r]]
-    return losses, probabilities
+            p[r, c] *= scale
+        sums[r] = total
+    return sums
 
 
 @_jit

@@ -181,17 +181,21 @@ class NLLLoss(_ClassificationLoss):
 class CrossEntropy(_ClassificationLoss):
     """loss_n = w[t_n] * (log sum_c exp(x[n, c]) - x[n, t_n]) for logits x (N, C), then reduced
 
-    The same numbers as nll_loss(log_softmax(x), t), in one kernel pass that also keeps the
-    softmax probabilities, so the backward needs no exp at all.
+    The same numbers as nll_loss(log_softmax(x), t), but forward keeps the softmax
+    probabilities, so the backward needs no exp at all.
     """
 
     name = "cross_entropy"
 
     def forward(self, logits, *, target, weight=None, ignore_index=-100, reduction="mean"):
         self._prepare(logits, target, weight, ignore_index, reduction)
-        rows = np.ascontiguousarray(logits)
-        losses, self.probabilities = kernels.cross_entropy_forward(rows, self.target)
-        return self._reduce(losses)
+        # with s = x - max(x) per row: loss = log sum exp(s) - s[target], softmax = exp(s) / sum exp(s)
+        shifted = kernels.subtract_row_max(np.ascontiguousarray(logits))
+        picked = shifted[np.arange(len(self.target)), self.target]
+        # numpy's exp is vectorised (several times faster than a scalar exp in a Numba loop)
+        self.probabilities = np.exp(shifted, out=shifted)
+        sums = kernels.normalize_rows(self.probabilities)
+        return self._reduce(np.log(sums) - picked)
 
     # d loss_n / d x[n, c] = w[t_n] * (softmax(x[n])_c - [c == t_n])
     def backward(self, g):

@@ -441,9 +441,9 @@ def evaluate_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         k = max(v["grad_ratio"]["init"], key=int)  # "32" unless the probe is shorter
         r_v, r_ln = v["grad_ratio"]["init"][k], ln["grad_ratio"]["init"][k]
         text = f"scale {scale:g} seed {seed}: r({k}) vanilla {r_v:.3g}, layernorm {r_ln:.3g}, ratio {r_v / r_ln:.3g}"
-        at_scale_1 = _pairs(runs, 1.0)
-        if at_scale_1:  # the calibration's other half, reported but not part of the claim
-            _, v1, ln1 = at_scale_1[0]
+        at_scale_1 = {s: (v1, ln1) for s, v1, ln1 in _pairs(runs, 1.0)}
+        if seed in at_scale_1:  # the calibration's other half (LN larger at scale 1), reported, not claimed
+            v1, ln1 = at_scale_1[seed]
             text += f" (at scale 1: {v1['grad_ratio']['init'][k]:.3g} vs {ln1['grad_ratio']['init'][k]:.3g})"
         return r_v / r_ln >= GRAD_RATIO_FACTOR, text
 
@@ -641,7 +641,8 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
 
 def format_claims(claims: list[dict[str, Any]]) -> str:
     verdicts = {True: "HOLDS", False: "FAILS", None: "NOT EVALUATED"}
-    return "\n".join(f"[{verdicts[c['holds']]}] {c['statement']}\n    {c['evidence']}" for c in claims)
+    return "\n".join(f"[{verdicts[c['holds']]}] {c['statement']}\n    " + c["evidence"].replace("; ", "\n    ")
+                     for c in claims)
 
 
 def _json_safe(value: Any) -> Any:

@@ -86,10 +86,13 @@ def time_interleaved(candidates: dict[str, Callable[[], Any]], rounds: int = 15,
     """Median seconds per call of each candidate, timed in alternating rounds.
 
     Interleaving means a slow moment of the machine hits every candidate alike, so ratios
-    taken from one run are fair even when the absolute numbers wobble.
+    taken from one run are fair even when the absolute numbers wobble. The ``warmup`` rounds
+    are interleaved too and not timed: besides compiling kernels they let the allocator settle
+    into its steady state for this mix of calls (one library's frees change where the other's
+    next large allocation comes from, and so how many page faults it pays).
     """
-    for fn in candidates.values():
-        for _ in range(warmup):
+    for _ in range(warmup):
+        for fn in candidates.values():
             fn()
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):

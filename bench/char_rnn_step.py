@@ -148,6 +148,7 @@ def main() -> None:
             if "torch" in times:
                 record["torch_ms"] = times["torch"] * 1e3
                 record["torch_reference"] = reference
+                record["first_loss_match"] = abs(first_losses["tinygrad_ln"] - first_losses["torch"]) < 1e-4
             record.update(ratio_fields("torch", times["tinygrad_ln"], times.get("torch"), GOALS[layer_norm, hidden]))
             emit(record)
 

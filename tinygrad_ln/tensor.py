@@ -97,10 +97,12 @@ class Tensor:
 
     @classmethod
     def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor of zeros: ``Tensor.zeros(2, 3)`` or ``Tensor.zeros((2, 3))``; float32 unless ``dtype`` is given."""
         return cls(np.zeros(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
     @classmethod
     def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor of ones: ``Tensor.ones(2, 3)`` or ``Tensor.ones((2, 3))``; float32 unless ``dtype`` is given."""
         return cls(np.ones(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
     @classmethod
@@ -136,20 +138,24 @@ class Tensor:
 
     @classmethod
     def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """The (n, m) identity matrix (m = n by default): ones on the diagonal; float32 unless ``dtype`` is given."""
         return cls(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
     # ---- attributes ---------------------------------------------------------------------------
 
     @property
     def shape(self) -> Shape:
+        """The size of each dim, a tuple of ints (``()`` for a 0-d tensor)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dims, ``len(shape)``."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype of the data: float32 (the default), float64, int64 (indices) or bool."""
         return self.data.dtype
 
     @property
@@ -158,9 +164,11 @@ class Tensor:
         return self.grad_fn is None
 
     def size(self, dim: int | None = None) -> Shape | int:
+        """The shape, or with ``dim`` the size of that one dim (``torch.Tensor.size``); IndexError if out of range."""
         return self.data.shape if dim is None else self.data.shape[dim]
 
     def numel(self) -> int:
+        """The number of elements, the product of the shape."""
         return int(self.data.size)
 
     def __len__(self) -> int:
@@ -180,11 +188,13 @@ class Tensor:
         return self.data.copy() if copy else self.data
 
     def item(self) -> float | int | bool:
+        """The value of a one-element tensor (of any shape) as a Python number; RuntimeError otherwise."""
         if self.data.size != 1:
             raise RuntimeError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
         return self.data.item()
 
     def tolist(self) -> Any:
+        """The data as nested Python lists of numbers (a plain number for a 0-d tensor)."""
         return self.data.tolist()
 
     def __float__(self) -> float:
@@ -373,24 +383,31 @@ class Tensor:
     # ---- elementwise functions ----------------------------------------------------------------
 
     def exp(self) -> Tensor:
+        """e ** x, elementwise (integer tensors become float32 first); inf where it overflows, as in PyTorch."""
         return ops.Exp.apply(self._floating())
 
     def log(self) -> Tensor:
+        """The natural logarithm, elementwise; log(0) = -inf and log(x < 0) = nan, as in PyTorch."""
         return ops.Log.apply(self._floating())
 
     def sqrt(self) -> Tensor:
+        """The square root, elementwise; nan for x < 0, as in PyTorch."""
         return ops.Sqrt.apply(self._floating())
 
     def tanh(self) -> Tensor:
+        """tanh(x) = (e^x - e^-x) / (e^x + e^-x), elementwise, in (-1, 1)."""
         return ops.Tanh.apply(self._floating())
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-x)), elementwise, in (0, 1); no overflow for large abs(x)."""
         return ops.Sigmoid.apply(self._floating())
 
     def relu(self) -> Tensor:
+        """max(x, 0), elementwise; its gradient is 1 where x > 0 and 0 elsewhere."""
         return ops.ReLU.apply(self)
 
     def abs(self) -> Tensor:
+        """abs(x), elementwise; its gradient is sign(x), 0 at x = 0 as in PyTorch."""
         return ops.Abs.apply(self)
 
     def to(self, dtype: Any) -> Tensor:
@@ -403,20 +420,32 @@ class Tensor:
         return ops.Cast.apply(self, dtype=dtype)
 
     def float(self) -> Tensor:
+        """This tensor as float32, ``to(np.float32)``."""
         return self.to(np.float32)
 
     def double(self) -> Tensor:
+        """This tensor as float64, ``to(np.float64)``."""
         return self.to(np.float64)
 
     def long(self) -> Tensor:
+        """This tensor as int64 (indices), ``to(np.int64)``; not differentiable."""
         return self.to(np.int64)
 
     # ---- reductions ---------------------------------------------------------------------------
 
     def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """The sum over ``dim``: an int, a tuple of ints, or None (or ``()``) for every dim.
+
+        (2, 3).sum(dim=1) has shape (2,), or (2, 1) with ``keepdim=True``. A dim out of range is an
+        IndexError, a repeated dim a ValueError.
+        """
         return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
 
     def mean(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """The mean over ``dim`` (the sum divided by the number of elements reduced); dims as in ``sum``.
+
+        Integer tensors become float32 first.
+        """
         return ops.Mean.apply(self._floating(), dim=dim, keepdim=keepdim)
 
     def max(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
@@ -424,28 +453,41 @@ class Tensor:
         return ops.Max.apply(self, dim=dim, keepdim=keepdim)
 
     def softmax(self, dim: int = -1) -> Tensor:
+        """exp(x_i) / sum_j exp(x_j) along ``dim``: same shape, each slice sums to 1; stable for large x."""
         return ops.Softmax.apply(self._floating(), dim=dim)
 
     def log_softmax(self, dim: int = -1) -> Tensor:
+        """x_i - log sum_j exp(x_j) along ``dim``: same shape; finite even for logits of +-1000."""
         return ops.LogSoftmax.apply(self._floating(), dim=dim)
 
     # ---- shape --------------------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in a new shape, ``reshape(3, 2)`` or ``reshape((3, 2))``; one size may be -1.
+
+        A shape with a different number of elements is a ValueError.
+        """
         return ops.Reshape.apply(self, shape=_shape_args(shape))
 
     view = reshape
 
     def flatten(self) -> Tensor:
+        """All elements in a 1-d tensor, ``reshape(-1)``."""
         return self.reshape(-1)
 
     def permute(self, *dims: Any) -> Tensor:
+        """The dims reordered: (A, B, C).permute(2, 0, 1) has shape (C, A, B).
+
+        ``dims`` must name every dim once: a wrong count or a repeat is a ValueError, a dim out of
+        range an IndexError.
+        """
         dims = _shape_args(dims)
         if len(dims) != self.ndim:
             raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor of shape {self.shape}")
         return ops.Permute.apply(self, dims=tuple(ops.normalize_dim(d, self.ndim, "permute") for d in dims))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
+        """Dims ``dim0`` and ``dim1`` swapped: (A, B, C).transpose(0, 2) is (C, B, A); IndexError if out of range."""
         dims = list(range(self.ndim))
         d0, d1 = ops.normalize_dim(dim0, self.ndim, "transpose"), ops.normalize_dim(dim1, self.ndim, "transpose")
         if self.ndim:  # a 0-d tensor accepts dims 0 and -1 and stays as it is, as in PyTorch
@@ -458,6 +500,7 @@ class Tensor:
         return ops.Permute.apply(self, dims=tuple(reversed(range(self.ndim))))
 
     def unsqueeze(self, dim: int) -> Tensor:
+        """A size-1 dim inserted at ``dim``: (A, B).unsqueeze(1) has shape (A, 1, B); IndexError if out of range."""
         dim = ops.normalize_dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 

@@ -144,12 +144,24 @@ class Function:
     retained: Any = None  # weakref to the output tensor when it called retain_grad()
 
     def save_for_backward(self, *arrays: np.ndarray) -> None:
+        """Keep arrays for ``backward``; they come back, in the same order, as ``self.saved_tensors``."""
         self.saved_tensors = arrays
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        """The op's output, computed from the inputs' numpy arrays and keyword ``params``.
+
+        Subclasses implement it and keep what ``backward`` needs. Bad shapes raise ValueError
+        without the op's name (``apply`` adds it); bad indices IndexError; bad dtypes TypeError.
+        """
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray) -> Any:
+        """dL/d(each input), given ``grad`` = dL/d(output), an array of the output's shape.
+
+        Returns a tuple with one array of each input's shape, in input order (or one array for a
+        one-input op), with None where ``needs_input_grad`` is False. Subclasses implement it;
+        the comment above each implementation states the derivative it applies.
+        """
         raise NotImplementedError
 
     @classmethod

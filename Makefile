@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(PY) examples/tour.py
+	$(PY) examples/char_rnn.py --out runs/demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -63,6 +63,11 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The module's computation; every layer overrides it (its class docstring gives the math and shapes).
+
+        Call the module, ``module(x)``, rather than ``forward``: ``__call__`` records on each graph
+        node which module made it, for ``draw_graph``. NotImplementedError if a subclass has none.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -155,15 +160,18 @@ class Module:
             stack.extend(reversed([(key, child) for key, child in children if child is not None]))
 
     def modules(self) -> Iterator[Module]:
+        """This module and every descendant, each once, depth-first in registration order."""
         for _, module in self.named_modules():
             yield module
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(attribute name, module) for each direct sub-module, in registration order."""
         for name, module in self._modules.items():
             if module is not None:
                 yield name, module
 
     def children(self) -> Iterator[Module]:
+        """The direct sub-modules, in registration order."""
         for _, module in self.named_children():
             yield module
 
@@ -179,6 +187,7 @@ class Module:
                 yield (f"{module_name}.{name}" if module_name else name), param
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter (of the sub-modules too, unless ``recurse=False``), each once, for an optimizer."""
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
@@ -227,9 +236,11 @@ class Module:
         return self
 
     def double(self) -> Module:
+        """Every parameter converted to float64 in place (``to(np.float64)``); returns self."""
         return self.to(np.float64)
 
     def float(self) -> Module:
+        """Every parameter converted to float32 in place (``to(np.float32)``); returns self."""
         return self.to(np.float32)
 
     # ---- checkpoints -------------------------------------------------------------------------
@@ -307,6 +318,7 @@ class Sequential(Module):
                 self.add_module(str(index), module)
 
     def forward(self, x: Any) -> Any:
+        """Each module applied to the previous one's output, in order."""
         for module in self._modules.values():
             x = module(x)
         return x
@@ -324,6 +336,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position); returns self."""
         self.add_module(str(len(self._modules)), module)
         return self
 
@@ -353,10 +366,12 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end (named by its position); returns self."""
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Append each of ``modules``; returns self."""
         for module in modules:
             self.append(module)
         return self

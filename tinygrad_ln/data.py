@@ -105,6 +105,7 @@ class RandomWindows:
         self._generator = np.random.Generator(np.random.PCG64(seed))
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets), each (length, batch_size) int64: random windows, targets shifted by one."""
         starts = self._generator.integers(0, len(self.data) - self.length, size=self.batch_size)
         windows = self.data[starts[None, :] + np.arange(self.length + 1)[:, None]]  # (length + 1, batch)
         return windows[:-1], windows[1:]
@@ -114,6 +115,7 @@ class RandomWindows:
         return {"generator": json.dumps(self._generator.bit_generator.state)}
 
     def load_state_dict(self, state: dict[str, str]) -> None:
+        """Restore the generator from ``state_dict()``: the following batches repeat exactly."""
         self._generator.bit_generator.state = json.loads(str(state["generator"]))
 
 

@@ -28,14 +28,17 @@ def _array(value: Any) -> np.ndarray:
 
 
 def tanh(input: Tensor) -> Tensor:
+    """tanh(x), elementwise; any shape."""
     return _tensor(input).tanh()
 
 
 def sigmoid(input: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), elementwise; any shape."""
     return _tensor(input).sigmoid()
 
 
 def relu(input: Tensor) -> Tensor:
+    """max(x, 0), elementwise; any shape."""
     return _tensor(input).relu()
 
 
@@ -53,7 +56,10 @@ def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x W^T + b for x (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    """y = x W^T + b for x (*, in), weight (out, in), bias (out,) -> (*, out).
+
+    An input whose last dim is not ``in`` is a ValueError naming both shapes.
+    """
     input = _tensor(input)
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
         raise ValueError(

@@ -28,6 +28,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Redraw ``weight`` and ``bias`` from U(-1/sqrt(in_features), 1/sqrt(in_features))."""
         bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:

@@ -111,10 +111,10 @@ def git_revision() -> str:
 
 
 def machine_summary(info: dict[str, Any]) -> str:
-    torch = f"torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "torch not installed"
+    torch = f"torch {info['torch']} (threads: {info['torch_threads']})" if "torch" in info else "torch not installed"
     return (f"{info['cpu']}, {info['cores']} cores; Python {info['python']}, numpy {info['numpy']} "
-            f"({info['blas']}, {info['blas_threads']} BLAS threads), numba {info['numba']} "
-            f"({info['numba_threads']} threads), {torch}; BENCH_THREADS={info['bench_threads']}")
+            f"({info['blas']}, BLAS threads: {info['blas_threads']}), numba {info['numba']} "
+            f"(threads: {info['numba_threads']}), {torch}; BENCH_THREADS={info['bench_threads']}")
 
 
 def results_markdown(records: list[dict[str, Any]], info: dict[str, Any], errors: dict[str, str],

@@ -132,6 +132,37 @@ def test_adam_update(dtype, rng):
     close(v, v_new, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_rnn_step_backward(dtype, relu, rng):
+    grad_output, grad_next = (rng.standard_normal(8).astype(dtype) for _ in range(2))
+    hidden = np.maximum(rng.standard_normal(8), 0) if relu else np.tanh(rng.standard_normal(8))
+    hidden = hidden.astype(dtype)
+    d = grad_output.astype(float) + grad_next
+    expected = d * (hidden > 0) if relu else d * (1 - hidden.astype(float) ** 2)
+    out = np.empty(8, dtype)
+    kernels.rnn_step_backward(grad_output, grad_next, hidden, relu, out)
+    close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layer_norm_tanh_backward(dtype, rng):
+    summed = (rng.standard_normal((3, 5)) * 2 + 1).astype(dtype)
+    gain, bias = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    z, mean, rstd = kernels.layer_norm_forward(summed, gain, bias, 1e-5)
+    hidden = np.tanh(z)
+    grad_output, grad_next = (rng.standard_normal((3, 5)).astype(dtype) for _ in range(2))
+    dz = (grad_output.astype(float) + grad_next) * (1 - hidden.astype(float) ** 2)
+    expected_da, expected_dgain, expected_dbias = kernels.layer_norm_backward(dz, summed.astype(float), gain.astype(
+        float), mean, rstd)
+    d_summed, d_gain, d_bias = np.empty_like(summed), np.ones(5), np.full(5, 2.0)
+    kernels.layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd, d_summed, d_gain, d_bias)
+    close(d_summed, expected_da, dtype)
+    # float64 accumulators, summed onto what was there
+    np.testing.assert_allclose(d_gain, 1 + expected_dgain, **TOLERANCE[np.dtype(dtype)])
+    np.testing.assert_allclose(d_bias, 2 + expected_dbias, **TOLERANCE[np.dtype(dtype)])
+
+
 # ---- scatter-add ------------------------------------------------------------------------------
 
 
@@ -204,7 +235,7 @@ KERNELS_TESTED_HERE = {
     "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "scatter_add_rows", "scatter_add_flat", "layer_norm_forward", "layer_norm_backward",
     "dropout_forward", "dropout_backward", "subtract_row_max", "normalize_rows", "cross_entropy_backward",
-    "adam_update",
+    "adam_update", "rnn_step_backward", "layer_norm_tanh_backward",
 }  # fmt: skip
 
 

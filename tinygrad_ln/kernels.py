@@ -349,6 +349,59 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
 
 
 # --------------------------------------------------------------------------------------------
+# One time step of an RNN's backward pass (layer_ops.RNNRecurrence, LayerNormRNNRecurrence),
+# written in place into the op's buffers: no temporaries inside the loop over time.
+# The forward passes keep numpy's tanh, which is vectorised (a scalar tanh in a loop is ~20x slower).
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def rnn_step_backward(grad_output, grad_next, hidden, relu, d_summed):
+    """d_summed = (grad_output + grad_next) * f'(a) on flat arrays, from h = f(a):
+
+    f'(a) = 1 - h^2 for tanh, [h > 0] for relu. grad_next is the gradient from step t+1.
+    """
+    for i in range(hidden.size):
+        d = grad_output[i] + grad_next[i]
+        if relu:
+            d_summed[i] = d if hidden[i] > 0 else 0.0
+        else:
+            d_summed[i] = d * (1.0 - hidden[i] * hidden[i])
+
+
+@_jit
+def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd, d_summed, d_gain, d_bias):
+    """One step of the LN-RNN backward, rows of (N, H); h = tanh(z), z = xhat * gain + bias.
+
+    With dh = grad_output + grad_next, dz = dh * (1 - h^2), xhat = (a - mean) * rstd, dzg = dz * gain:
+    d_summed = rstd * (dzg - mean(dzg) - xhat * mean(dzg * xhat)) (the layer-norm backward),
+    and d_gain += sum over rows of dz * xhat, d_bias += sum over rows of dz (accumulated over steps).
+    """
+    rows, cols = hidden.shape
+    dz = np.empty(cols, dtype=np.float64)
+    for r in range(rows):
+        mu = mean[r]
+        inv = rstd[r]
+        sum_dzg = 0.0
+        sum_dzg_xhat = 0.0
+        for c in range(cols):
+            h = hidden[r, c]
+            d = (grad_output[r, c] + grad_next[r, c]) * (1.0 - h * h)
+            dz[c] = d
+            xhat = (summed[r, c] - mu) * inv
+            dzg = d * gain[c]
+            sum_dzg += dzg
+            sum_dzg_xhat += dzg * xhat
+            d_gain[c] += d * xhat
+            d_bias[c] += d
+        mean_dzg = sum_dzg / cols
+        mean_dzg_xhat = sum_dzg_xhat / cols
+        for c in range(cols):
+            xhat = (summed[r, c] - mu) * inv
+            d_summed[r, c] = inv * (dz[c] * gain[c] - mean_dzg - xhat * mean_dzg_xhat)
+
+
+# --------------------------------------------------------------------------------------------
 # Inverted dropout on flat arrays: threshold the uniform noise and scale the survivors in one pass.
 # --------------------------------------------------------------------------------------------
 

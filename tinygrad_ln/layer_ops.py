@@ -250,13 +250,13 @@ class RNNRecurrence(Function):
         hidden, h0, weight = self.saved_tensors
         length, batch, size = hidden.shape
         weight = weight.astype(hidden.dtype, copy=False)
-        activation_backward = kernels.relu_backward if self.relu else kernels.tanh_backward
+        g = np.ascontiguousarray(g, dtype=hidden.dtype)
         d_summed = np.empty_like(hidden)
-        dh_next = np.zeros((batch, size), hidden.dtype)
+        dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
         for t in range(length - 1, -1, -1):
-            dh = as_flat(g[t] + dh_next)
-            d_summed[t] = activation_backward(hidden[t].reshape(-1), dh).reshape(batch, size)
-            dh_next = d_summed[t] @ weight
+            kernels.rnn_step_backward(g[t].reshape(-1), dh_next.reshape(-1), hidden[t].reshape(-1), self.relu,
+                                      d_summed[t].reshape(-1))
+            np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight = self.needs_input_grad
         d_weight = None
         if need_weight:
@@ -300,17 +300,15 @@ class LayerNormRNNRecurrence(Function):
         summed, hidden, h0, weight, gain, means, rstds = self.saved_tensors
         length, batch, size = hidden.shape
         weight = weight.astype(hidden.dtype, copy=False)
+        g = np.ascontiguousarray(g, dtype=hidden.dtype)
         d_summed = np.empty_like(hidden)
-        d_gain = np.zeros(size, hidden.dtype)
-        d_bias = np.zeros(size, hidden.dtype)
-        dh_next = np.zeros((batch, size), hidden.dtype)
+        d_gain = np.zeros(size, np.float64)  # summed over every step and row: accumulate in float64
+        d_bias = np.zeros(size, np.float64)
+        dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
         for t in range(length - 1, -1, -1):
-            dh = as_flat(g[t] + dh_next)
-            dz = kernels.tanh_backward(hidden[t].reshape(-1), dh).reshape(batch, size)
-            d_summed[t], d_gain_t, d_bias_t = kernels.layer_norm_backward(dz, summed[t], gain, means[t], rstds[t])
-            d_gain += d_gain_t
-            d_bias += d_bias_t
-            dh_next = d_summed[t] @ weight
+            kernels.layer_norm_tanh_backward(g[t], dh_next, hidden[t], summed[t], gain, means[t], rstds[t],
+                                             d_summed[t], d_gain, d_bias)
+            np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight, need_gain, need_bias = self.needs_input_grad
         d_weight = None
         if need_weight:
@@ -319,6 +317,6 @@ class LayerNormRNNRecurrence(Function):
             d_summed if need_projected else None,
             dh_next if need_h0 else None,
             d_weight,
-            d_gain if need_gain else None,
-            d_bias if need_bias else None,
+            d_gain.astype(hidden.dtype) if need_gain else None,
+            d_bias.astype(hidden.dtype) if need_bias else None,
         )

@@ -17,7 +17,9 @@ table from the code and compares; after changing an op, run
 
     .venv/bin/python tests/test_docs.py
 
-to rewrite the table in place.
+to rewrite the table in place. After a deliberate change that alters printed numbers,
+``.venv/bin/python tests/test_docs.py docs/autograd.md`` rewrites that file's output blocks from a
+fresh run; review the diff before committing it.
 """
 
 from __future__ import annotations
@@ -166,6 +168,56 @@ def test_block_reader_pairs_outputs_and_reads_markers(tmp_path):
     assert (second.marker, second.expected_output) == ("no-test", None)
 
 
+# ---- the README's lists -------------------------------------------------------------------------
+
+
+def _section(text: str, heading: str) -> str:
+    """The text of a '## heading' section, up to the next '## '."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def test_readme_reading_list_names_every_source_file():
+    section = _section((ROOT / "README.md").read_text(encoding="utf-8"), "How to read the source")
+    listed = re.findall(r"^\d+\. `([\w/.]+\.py)`", section, flags=re.MULTILINE)
+    on_disk = sorted(str(p.relative_to(ROOT)) for folder in ("tinygrad_ln", "examples")
+                     for p in (ROOT / folder).rglob("*.py"))
+    assert sorted(listed) == on_disk, "README's 'How to read the source' should list each source file once"
+
+
+def _resolve(path: str, namespace: dict) -> bool:
+    """True if a dotted name such as ``nn.RNN`` or ``Tensor.grad`` exists (instance attributes via annotations)."""
+    first, *rest = path.split(".")
+    value = namespace[first]
+    for part in rest:
+        if hasattr(value, part):
+            value = getattr(value, part)
+        elif inspect.isclass(value) and part in getattr(value, "__annotations__", {}):
+            return True  # an instance attribute declared on the class, such as Module.training
+        else:
+            return False
+    return True
+
+
+def test_readme_api_tables_name_only_things_that_exist():
+    from tinygrad_ln import Tensor, nn, optim
+    from tinygrad_ln.nn import functional as F
+    from tinygrad_ln.viz import draw_graph
+
+    namespace = {"tl": tl, "Tensor": Tensor, "nn": nn, "F": F, "optim": optim, "draw_graph": draw_graph}
+    section = _section((ROOT / "README.md").read_text(encoding="utf-8"), "API at a glance")
+    names = []
+    for row in re.findall(r"^\| (.+?) \| ", section, flags=re.MULTILINE):
+        for span in re.findall(r"`([^`]+)`", row):
+            match = re.match(r"^(tl|Tensor|nn|F|optim|draw_graph)((?:\.\w+)*)", span)
+            if match:
+                names.append(match.group(0))
+    assert len(names) > 80
+    missing = [name for name in names if not _resolve(name, namespace)]
+    assert not missing, f"README's API tables name things that do not exist: {missing}"
+
+
 # ---- the ops table ------------------------------------------------------------------------------
 
 
@@ -283,7 +335,7 @@ def test_every_kernel_has_a_docstring():
     assert not missing
 
 
-# ---- regenerating the table ---------------------------------------------------------------------
+# ---- regenerating the table and the printed outputs ---------------------------------------------
 
 
 def write_ops_table() -> bool:
@@ -295,7 +347,54 @@ def write_ops_table() -> bool:
     return updated != text
 
 
+def write_outputs(path: Path) -> int:
+    """Run ``path``'s python blocks and rewrite each expected-output block with what was printed.
+
+    For after a deliberate change: review the result with ``git diff`` before committing it.
+    Returns the number of output blocks that changed.
+    """
+    import os
+    import tempfile
+
+    lines = path.read_text(encoding="utf-8").splitlines()
+    namespace: dict = {"__name__": f"doc:{path.name}"}
+    replacements = []  # (first line index of the output block's content, end index, new lines)
+    blocks = read_blocks(path)
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder, isolated_global_state():
+        os.chdir(folder)
+        try:
+            for block in blocks:
+                if block.language != "python" or block.marker == "no-test" or (
+                        block.marker == "needs-dot" and not has_dot()):
+                    continue
+                stdout = io.StringIO()
+                with contextlib.redirect_stdout(stdout):
+                    exec(compile("\n" * (block.line - 1) + block.code, str(path), "exec"), namespace)
+                if block.expected_output is None:
+                    continue
+                # the output block's fence is the first fence after this block's closing fence
+                end_of_code = block.line - 1 + len(block.code.splitlines())
+                start = next(i for i in range(end_of_code + 1, len(lines)) if FENCE.match(lines[i])) + 1
+                end = start + len(block.expected_output.splitlines())
+                replacements.append((start, end, stdout.getvalue().rstrip("\n").splitlines()))
+        finally:
+            os.chdir(previous)
+    changed = 0
+    for start, end, new in reversed(replacements):
+        if lines[start:end] != new:
+            lines[start:end] = new
+            changed += 1
+    if changed:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return changed
+
+
 if __name__ == "__main__":
+    # python tests/test_docs.py                 rewrite the ops table in docs/ops.md
+    # python tests/test_docs.py FILE.md ...     also rewrite the printed outputs of those files
     changed = write_ops_table()
-    print(f"{OPS_DOC.relative_to(ROOT)}: " + ("table rewritten" if changed else "already up to date"))
-    sys.exit(0)
+    print(f"{OPS_DOC.relative_to(ROOT)}: " + ("table rewritten" if changed else "table already up to date"))
+    for name in sys.argv[1:]:
+        doc = Path(name).resolve()
+        print(f"{doc.relative_to(ROOT)}: {write_outputs(doc)} output block(s) rewritten; review with git diff")

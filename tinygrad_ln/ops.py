@@ -89,7 +89,10 @@ def as_flat(x: np.ndarray) -> np.ndarray:
 
 
 class Add(Function):
-    """a + b"""
+    """a + b
+
+    Shapes broadcast as in numpy; shapes that do not broadcast are a ValueError naming both.
+    """
 
     name = "add"
 
@@ -105,7 +108,10 @@ class Add(Function):
 
 
 class Sub(Function):
-    """a - b"""
+    """a - b
+
+    Shapes broadcast as in numpy; shapes that do not broadcast are a ValueError naming both.
+    """
 
     name = "sub"
 
@@ -121,7 +127,10 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """a * b"""
+    """a * b
+
+    Shapes broadcast as in numpy; shapes that do not broadcast are a ValueError naming both.
+    """
 
     name = "mul"
 
@@ -137,7 +146,11 @@ class Mul(Function):
 
 
 class Div(Function):
-    """a / b"""
+    """a / b
+
+    Shapes broadcast as in numpy; shapes that do not broadcast are a ValueError naming both.
+    Division by zero gives inf or nan without a warning, as in PyTorch.
+    """
 
     name = "div"
 
@@ -157,7 +170,10 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b, both tensors"""
+    """a ** b, both tensors
+
+    Shapes broadcast as in numpy; shapes that do not broadcast are a ValueError naming both.
+    """
 
     name = "pow"
 
@@ -213,7 +229,11 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class MatMul(Function):
-    """a @ b with numpy.matmul's rules: 1-d operands are promoted, batch dims broadcast"""
+    """a @ b with numpy.matmul's rules: 1-d operands are promoted, batch dims broadcast
+
+    (n, k) @ (k, m) -> (n, m); (B, n, k) @ (k, m) -> (B, n, m). A 0-d operand, a mismatched k or
+    batch dims that do not broadcast are a ValueError naming both shapes.
+    """
 
     name = "matmul"
 
@@ -427,7 +447,11 @@ def _expand_reduced(g: np.ndarray, shape: tuple[int, ...], dims: tuple[int, ...]
 
 
 class Sum(Function):
-    """sum of x over dims"""
+    """sum of x over dims
+
+    ``dim``: an int, a tuple or None (every dim); ``keepdim`` keeps the reduced dims with size 1.
+    A dim out of range is an IndexError, a repeated dim a ValueError. The same for Mean and Max.
+    """
 
     name = "sum"
 
@@ -486,7 +510,10 @@ class Max(Function):
 
 
 class Reshape(Function):
-    """x with a new shape and the same elements"""
+    """x with a new shape and the same elements
+
+    One size may be -1 (inferred); a shape with a different number of elements is a ValueError.
+    """
 
     name = "reshape"
 
@@ -500,7 +527,10 @@ class Reshape(Function):
 
 
 class Permute(Function):
-    """x with its dims reordered"""
+    """x with its dims reordered
+
+    ``dims`` is a permutation of 0..ndim-1 (anything else is a ValueError): output dim i is input dim dims[i].
+    """
 
     name = "permute"
 
@@ -516,7 +546,10 @@ class Permute(Function):
 
 
 class Expand(Function):
-    """x broadcast to a larger shape (a view, no copy)"""
+    """x broadcast to a larger shape (a view, no copy)
+
+    Only size-1 dims may grow and new dims go in front, as in numpy; otherwise a ValueError.
+    """
 
     name = "expand"
 
@@ -533,7 +566,11 @@ class Expand(Function):
 
 
 class GetItem(Function):
-    """x[index]: ints, slices, None, Ellipsis, and integer or boolean arrays (a gather)"""
+    """x[index]: ints, slices, None, Ellipsis, and integer or boolean arrays (a gather)
+
+    The output shape is numpy's; an index out of bounds is an IndexError (numpy's check, before
+    any kernel sees the index).
+    """
 
     name = "getitem"
 
@@ -582,7 +619,10 @@ def _nonnegative(index: np.ndarray, size: int) -> np.ndarray:
 
 
 class Cat(Function):
-    """tensors joined along an existing dim"""
+    """tensors joined along an existing dim
+
+    Every other dim must match (ValueError otherwise); 0-d tensors cannot be joined this way.
+    """
 
     name = "cat"
 
@@ -606,7 +646,10 @@ class Cat(Function):
 
 
 class Stack(Function):
-    """tensors joined along a new dim"""
+    """tensors joined along a new dim
+
+    All inputs must have one shape (ValueError otherwise); n inputs of shape S give (n, *S) for dim=0.
+    """
 
     name = "stack"
 
@@ -628,7 +671,11 @@ class Stack(Function):
 
 
 class Softmax(Function):
-    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along dim"""
+    """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along dim
+
+    Same shape as x; the row maximum is subtracted first, so large logits stay finite. A dim out
+    of range is an IndexError. The same for LogSoftmax.
+    """
 
     name = "softmax"
 

@@ -25,7 +25,7 @@ class LayerNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, over the last ``normalized_ndim`` dims
 
     mean and the biased var are taken per row after flattening the normalized dims; weight and
-    bias have the normalized shape. One kernel forward, one backward (kernels.layer_norm_*).
+    bias have the normalized shape; y has x's shape. One kernel forward, one backward (kernels.layer_norm_*).
     ``F.layer_norm`` checks the shapes (at least one normalized element); ``fused=False`` there
     spells out the same formula in primitive ops.
     """
@@ -55,7 +55,8 @@ class Dropout(Function):
     """y = x * mask / (1 - p), each mask element 1 with probability 1 - p (inverted dropout)
 
     The mask comes from the library's seeded generator, so ``tl.manual_seed`` repeats it.
-    p = 1 gives zeros (scale 0, as PyTorch). Callers skip the op for p = 0 or in eval mode.
+    y has x's shape. p = 1 gives zeros (scale 0, as PyTorch). Callers skip the op for p = 0 or in
+    eval mode, and check that 0 <= p <= 1.
     """
 
     name = "dropout"
@@ -162,7 +163,12 @@ class _ClassificationLoss(Function):
 
 
 class NLLLoss(_ClassificationLoss):
-    """loss_n = -w[t_n] * logp[n, t_n] for log-probabilities logp (N, C) and targets t (N,), then reduced"""
+    """loss_n = -w[t_n] * logp[n, t_n] for log-probabilities logp (N, C) and targets t (N,), then reduced
+
+    Output: (N,) for reduction 'none', else 0-d (see ``_ClassificationLoss``). Scores that are not
+    (N, C) or targets that are not (N,) are a ValueError, non-integer targets a TypeError, and a
+    target outside [0, C) other than ``ignore_index`` an IndexError, all before any indexing.
+    """
 
     name = "nll_loss"
 
@@ -182,7 +188,7 @@ class CrossEntropy(_ClassificationLoss):
     """loss_n = w[t_n] * (log sum_c exp(x[n, c]) - x[n, t_n]) for logits x (N, C), then reduced
 
     The same numbers as nll_loss(log_softmax(x), t), but forward keeps the softmax
-    probabilities, so the backward needs no exp at all.
+    probabilities, so the backward needs no exp at all. Shapes and errors as in NLLLoss.
     """
 
     name = "cross_entropy"

@@ -6,7 +6,7 @@ must add up), drawn uniformly with a fixed seed. Three ways to compute dW, each 
 ``np.add.at(dW, indices, g)`` on a fresh zero table (numpy's unbuffered scatter-add):
   * engine: backward through our graph, ``out.backward(g)`` on out = F.embedding(indices, W) built
     once (our graphs may be walked again), with W.grad reset to None each time as zero_grad does;
-  * kernel: the Numba kernel alone, ``kernels.scatter_add_rows(g, indices, vocab)``;
+  * kernel: the Numba kernel alone, ``kernels.scatter_add_rows(g, indices, table)`` into a fresh zeroed table;
 and, when PyTorch is installed, its embedding backward the same way (retain_graph=True).
 """
 
@@ -48,7 +48,9 @@ def measure_size(vocab: int, dim: int, index_shape: tuple[int, ...], number: int
         out.backward(upstream)
 
     def kernel() -> np.ndarray:
-        return kernels.scatter_add_rows(flat_grad, flat_indices, vocab)
+        table = np.zeros((vocab, dim), np.float32)
+        kernels.scatter_add_rows(flat_grad, flat_indices, table)
+        return table
 
     candidates = {"np_add_at": add_at, "engine": engine, "kernel": kernel}
     engine()

@@ -5,8 +5,8 @@ optimizer.zero_grad() leaves it, in both frameworks (ours: nn.LayerNorm, the fus
 PyTorch: torch.nn.LayerNorm). Details beside the headline:
   * keep_grad: ours with x.grad kept between calls, so the gradient is added in place instead of
     copied into a fresh array (the buffer reuse the API allows);
-  * kernels: our two Numba kernels called directly, no Tensor or graph: the engine's overhead is
-    the difference;
+  * kernels: our two Numba kernels called directly into buffers allocated once, no Tensor or
+    graph: the difference is the engine's overhead plus the fresh outputs' page faults;
   * fresh_buffer_fault_ms: what filling one freshly allocated x-sized buffer costs beyond
     refilling an old one (page faults), allocated by numpy and by Numba inside a kernel. On a VM
     it is a large part of a big LayerNorm's time, since every fresh y, dx and gradient copy pays
@@ -76,9 +76,13 @@ def ours_candidates(rows: int, cols: int) -> dict[str, Any]:
     def ours_keep_grad() -> None:
         layer(x_kept).backward(g)
 
+    # the kernels alone, writing into buffers allocated once: the ceiling without allocation
+    y_buffer, dx_buffer = np.empty_like(x_np), np.empty_like(x_np)
+    mean, rstd, dweight, dbias = np.empty(rows), np.empty(rows), np.zeros(cols), np.zeros(cols)
+
     def ours_kernels() -> None:
-        _, mean, rstd = kernels.layer_norm_forward(x_np, weight, bias, EPS)
-        kernels.layer_norm_backward(g_np, x_np, weight, mean, rstd)
+        kernels.layer_norm_forward(x_np, weight, bias, EPS, y_buffer, mean, rstd)
+        kernels.layer_norm_backward(g_np, x_np, weight, mean, rstd, dx_buffer, dweight, dbias)
 
     candidates = {"tinygrad_ln": ours, "keep_grad": ours_keep_grad, "kernels": ours_kernels}
     try:

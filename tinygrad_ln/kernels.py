@@ -4,8 +4,13 @@ This is the only module that imports numba. Every kernel is a plain module-level
 compiled with ``@njit(cache=True)`` and called directly by an op in ``ops.py``; there are no
 factories and no registries, so what you read here is what runs.
 
-Conventions that keep the number of compiled signatures small:
-  * kernels take C-contiguous arrays of one or two dimensions; ops flatten or reshape first;
+Conventions:
+  * kernels write their results into arrays the calling op allocated (``out`` and friends, always
+    the last arguments) and return nothing. numpy asks the OS for big arrays in huge pages; an
+    array allocated inside a kernel is faulted in 4 KB page by page, which at 32 MB costs more
+    than the kernel's own work;
+  * kernels take C-contiguous arrays of one or two dimensions; ops flatten or reshape first (this
+    also keeps the number of compiled signatures small);
   * float32 and float64 are the only float dtypes that reach a kernel, int64 the only index dtype;
   * index arrays are checked in Python before a kernel sees them: a kernel never reads out of bounds.
 
@@ -60,46 +65,40 @@ CACHE = _CACHE_DIR is not None
 
 
 def _jit(fn):
-    return numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True)(fn)
+    # error_model="numpy": x / 0 gives inf or nan as in numpy (and PyTorch), not a ZeroDivisionError
+    return numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")(fn)
 
 
 # --------------------------------------------------------------------------------------------
-# Fused elementwise backward passes: one read of each input, one write, no temporaries.
+# Fused elementwise passes: one read of each input, one write, no temporaries.
 # All take flat (1-d, contiguous) arrays of the same length.
 # --------------------------------------------------------------------------------------------
 
 
 @_jit
-def tanh_backward(y, grad):
-    """grad * (1 - y**2), where y = tanh(x)."""
-    out = np.empty_like(grad)
+def tanh_backward(y, grad, out):
+    """out = grad * (1 - y**2), where y = tanh(x)."""
     for i in range(grad.size):
         out[i] = grad[i] * (1.0 - y[i] * y[i])
-    return out
 
 
 @_jit
-def sigmoid_backward(y, grad):
-    """grad * y * (1 - y), where y = sigmoid(x)."""
-    out = np.empty_like(grad)
+def sigmoid_backward(y, grad, out):
+    """out = grad * y * (1 - y), where y = sigmoid(x)."""
     for i in range(grad.size):
         out[i] = grad[i] * y[i] * (1.0 - y[i])
-    return out
 
 
 @_jit
-def relu_backward(x, grad):
-    """grad where x > 0, else 0."""
-    out = np.empty_like(grad)
+def relu_backward(x, grad, out):
+    """out = grad where x > 0, else 0."""
     for i in range(grad.size):
         out[i] = grad[i] if x[i] > 0 else 0.0
-    return out
 
 
 @_jit
-def sigmoid_forward(x):
-    """1 / (1 + exp(-x)) without overflow for large |x|."""
-    out = np.empty_like(x)
+def sigmoid_forward(x, out):
+    """out = 1 / (1 + exp(-x)), without overflow for large |x|."""
     for i in range(x.size):
         v = x[i]
         if v >= 0:
@@ -107,7 +106,6 @@ def sigmoid_forward(x):
         else:
             e = np.exp(v)
             out[i] = e / (1.0 + e)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,132 +114,29 @@ def sigmoid_forward(x):
 
 
 @_jit
-def sum_rows(x):
-    """Column sums of a 2-d array: (R, C) -> (C,). Undoes broadcasting over leading dims."""
+def sum_rows(x, out):
+    """out = column sums of a 2-d array, (R, C) -> (C,). Undoes broadcasting over leading dims."""
     rows, cols = x.shape
-    out = np.zeros(cols, dtype=x.dtype)
+    out[:] = 0.0
     for r in range(rows):
         for c in range(cols):
             out[c] += x[r, c]
-    return out
 
 
 # --------------------------------------------------------------------------------------------
-# Softmax and log-softmax over the last axis of a 2-d array (R, C).
-# Both subtract the row maximum first, so logits of +-1000 stay finite.
+# Softmax, log-softmax and cross-entropy over the rows of a 2-d array (R, C).
+# Each row is shifted by its maximum first, so logits of +-1000 stay finite. The exp itself is
+# left to numpy between these passes: numpy's exp is vectorised, a scalar exp in a Numba loop
+# is several times slower (Numba has no vector math library here).
 # --------------------------------------------------------------------------------------------
 
 
 @_jit
-def softmax_forward(x):
-    """y[r] = exp(x[r] - max x[r]) / sum exp(x[r] - max x[r])."""
+def subtract_row_max(x, out):
+    """out[r] = x[r] - max(x[r]) for each row."""
     rows, cols = x.shape
-    out = np.empty_like(x)
     if cols == 0:
-        return out
-    for r in range(rows):
-        peak = x[r, 0]
-        for c in range(1, cols):
-            if x[r, c] > peak:
-                peak = x[r, c]
-        total = 0.0
-        for c in range(cols):
-            e = np.exp(x[r, c] - peak)
-            out[r, c] = e
-            total += e
-        scale = 1.0 / total
-        for c in range(cols):
-            out[r, c] *= scale
-    return out
-
-
-@_jit
-def softmax_backward(y, grad):
-    """dx = y * (g - sum(g * y)) row by row, where y = softmax(x)."""
-    rows, cols = y.shape
-    out = np.empty_like(grad)
-    for r in range(rows):
-        dot = 0.0
-        for c in range(cols):
-            dot += grad[r, c] * y[r, c]
-        for c in range(cols):
-            out[r, c] = y[r, c] * (grad[r, c] - dot)
-    return out
-
-
-@_jit
-def log_softmax_forward(x):
-    """y[r] = x[r] - max x[r] - log(sum exp(x[r] - max x[r]))."""
-    rows, cols = x.shape
-    out = np.empty_like(x)
-    if cols == 0:
-        return out
-    for r in range(rows):
-        peak = x[r, 0]
-        for c in range(1, cols):
-            if x[r, c] > peak:
-                peak = x[r, c]
-        total = 0.0
-        for c in range(cols):
-            total += np.exp(x[r, c] - peak)
-        shift = peak + np.log(total)
-        for c in range(cols):
-            out[r, c] = x[r, c] - shift
-    return out
-
-
-@_jit
-def log_softmax_backward(y, grad):
-    """dx = g - exp(y) * sum(g) row by row, where y = log_softmax(x)."""
-    rows, cols = y.shape
-    out = np.empty_like(grad)
-    for r in range(rows):
-        total = 0.0
-        for c in range(cols):
-            total += grad[r, c]
-        for c in range(cols):
-            out[r, c] = grad[r, c] - np.exp(y[r, c]) * total
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Scatter-add: the backward of a gather. Indices may repeat, so their gradients must add up.
-# --------------------------------------------------------------------------------------------
-
-
-@_jit
-def scatter_add_rows(grad, index, num_rows):
-    """out[index[i]] += grad[i] for rows: grad (N, D), index (N,) in [0, num_rows) -> (num_rows, D)."""
-    n, dim = grad.shape
-    out = np.zeros((num_rows, dim), dtype=grad.dtype)
-    for i in range(n):
-        row = index[i]
-        for d in range(dim):
-            out[row, d] += grad[i, d]
-    return out
-
-
-@_jit
-def scatter_add_flat(grad, index, size):
-    """out[index[i]] += grad[i] on flat arrays: grad (N,), index (N,) in [0, size) -> (size,)."""
-    out = np.zeros(size, dtype=grad.dtype)
-    for i in range(grad.size):
-        out[index[i]] += grad[i]
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Cross-entropy on logits (R, C): the row passes around numpy's exp (see layer_ops.CrossEntropy).
-# --------------------------------------------------------------------------------------------
-
-
-@_jit
-def subtract_row_max(x):
-    """x[r] - max(x[r]) for each row: the shift that keeps exp() finite for logits of any size."""
-    rows, cols = x.shape
-    out = np.empty_like(x)
-    if cols == 0:
-        return out
+        return
     for r in range(rows):
         peak = x[r, 0]
         for c in range(1, cols):
@@ -249,14 +144,12 @@ def subtract_row_max(x):
                 peak = x[r, c]
         for c in range(cols):
             out[r, c] = x[r, c] - peak
-    return out
 
 
 @_jit
-def normalize_rows(p):
-    """Divide each row of p by its sum, in place; returns the sums (R,)."""
+def normalize_rows(p, sums):
+    """Divide each row of p by its sum, in place, and write the sums (R,) into ``sums``."""
     rows, cols = p.shape
-    sums = np.empty(rows, dtype=p.dtype)
     for r in range(rows):
         total = 0.0
         for c in range(cols):
@@ -265,20 +158,64 @@ def normalize_rows(p):
         for c in range(cols):
             p[r, c] *= scale
         sums[r] = total
-    return sums
 
 
 @_jit
-def cross_entropy_backward(probabilities, target, row_scale):
-    """dx[r, c] = row_scale[r] * (p[r, c] - [c == target[r]])."""
-    rows, cols = probabilities.shape
-    out = np.empty_like(probabilities)
+def softmax_backward(y, grad, out):
+    """out[r] = y[r] * (grad[r] - sum(grad[r] * y[r])), where y = softmax(x)."""
+    rows, cols = y.shape
+    for r in range(rows):
+        dot = 0.0
+        for c in range(cols):
+            dot += grad[r, c] * y[r, c]
+        for c in range(cols):
+            out[r, c] = y[r, c] * (grad[r, c] - dot)
+
+
+@_jit
+def log_softmax_backward(p, grad, out):
+    """out[r] = grad[r] - p[r] * sum(grad[r]), where p = softmax(x) = exp(log_softmax(x))."""
+    rows, cols = p.shape
+    for r in range(rows):
+        total = 0.0
+        for c in range(cols):
+            total += grad[r, c]
+        for c in range(cols):
+            out[r, c] = grad[r, c] - p[r, c] * total
+
+
+@_jit
+def cross_entropy_backward(p, target, row_scale, out):
+    """out[r, c] = row_scale[r] * (p[r, c] - [c == target[r]]), where p = softmax(x)."""
+    rows, cols = p.shape
     for r in range(rows):
         s = row_scale[r]
         for c in range(cols):
-            out[r, c] = probabilities[r, c] * s
+            out[r, c] = p[r, c] * s
         out[r, target[r]] -= s
-    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Scatter-add: the backward of a gather. Indices may repeat, so their gradients must add up.
+# ``out`` arrives zeroed.
+# --------------------------------------------------------------------------------------------
+
+
+@_jit
+def scatter_add_rows(grad, index, out):
+    """out[index[i]] += grad[i] for rows: grad (N, D), index (N,) in [0, len(out)), out (num_rows, D)."""
+    n, dim = grad.shape
+    for i in range(n):
+        row = index[i]
+        for d in range(dim):
+            out[row, d] += grad[i, d]
+
+
+@_jit
+def scatter_add_flat(grad, index, out):
+    """out[index[i]] += grad[i] on flat arrays: grad (N,), index (N,) in [0, out.size)."""
+    for i in range(grad.size):
+        out[index[i]] += grad[i]
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,15 +226,12 @@ def cross_entropy_backward(probabilities, target, row_scale):
 
 
 @_jit
-def layer_norm_forward(x, weight, bias, eps):
-    """y[r] = (x[r] - mean[r]) * rstd[r] * weight + bias, rstd = 1 / sqrt(biased var + eps).
+def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
+    """out[r] = (x[r] - mean[r]) * rstd[r] * weight + bias, with rstd = 1 / sqrt(biased var + eps).
 
-    Returns (y (R, D), mean (R,), rstd (R,)); mean and rstd are float64, kept for the backward.
+    Also writes mean (R,) and rstd (R,) (float64), which the backward reuses.
     """
     rows, cols = x.shape
-    out = np.empty_like(x)
-    mean = np.empty(rows, dtype=np.float64)
-    rstd = np.empty(rows, dtype=np.float64)
     for r in range(rows):
         total = 0.0
         for c in range(cols):
@@ -314,20 +248,16 @@ def layer_norm_forward(x, weight, bias, eps):
         rstd[r] = inv
         for c in range(cols):
             out[r, c] = (x[r, c] - mu) * inv * weight[c] + bias[c]
-    return out, mean, rstd
 
 
 @_jit
-def layer_norm_backward(grad, x, weight, mean, rstd):
+def layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias):
     """Gradients of layer_norm_forward for g = dL/dy, with xhat = (x - mean) * rstd:
 
     dx[r] = rstd[r] * (g*w - mean(g*w) - xhat * mean(g*w * xhat)),
-    dweight = sum over rows of g * xhat, dbias = sum over rows of g.
+    dweight += sum over rows of g * xhat, dbias += sum over rows of g (float64 accumulators).
     """
     rows, cols = x.shape
-    dx = np.empty_like(x)
-    dweight = np.zeros(cols, dtype=np.float64)
-    dbias = np.zeros(cols, dtype=np.float64)
     for r in range(rows):
         mu = mean[r]
         inv = rstd[r]
@@ -345,7 +275,6 @@ def layer_norm_backward(grad, x, weight, mean, rstd):
             dx[r, c] = inv * (grad[r, c] * weight[c] - mean_gw - xhat * mean_gw_xhat)
             dweight[c] += grad[r, c] * xhat
             dbias[c] += grad[r, c]
-    return dx, dweight.astype(x.dtype), dbias.astype(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,27 +336,22 @@ def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean,
 
 
 @_jit
-def dropout_forward(x, noise, p, scale):
-    """Keep x[i] * scale where noise[i] >= p (probability 1 - p for noise uniform in [0, 1)), else 0.
+def dropout_forward(x, noise, p, scale, out, keep):
+    """out[i] = x[i] * scale where noise[i] >= p (probability 1 - p for noise uniform in [0, 1)), else 0.
 
-    Returns (out, keep): keep is the boolean mask the backward reuses.
+    Also writes the boolean mask ``keep``, which the backward reuses.
     """
-    out = np.empty_like(x)
-    keep = np.empty(x.size, dtype=np.bool_)
     for i in range(x.size):
         kept = noise[i] >= p
         keep[i] = kept
         out[i] = x[i] * scale if kept else 0.0
-    return out, keep
 
 
 @_jit
-def dropout_backward(grad, keep, scale):
-    """grad * keep * scale: the gradient flows only through the kept elements."""
-    out = np.empty_like(grad)
+def dropout_backward(grad, keep, scale, out):
+    """out = grad * keep * scale: the gradient flows only through the kept elements."""
     for i in range(grad.size):
         out[i] = grad[i] * scale if keep[i] else 0.0
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,17 +38,23 @@ class LayerNorm(Function):
         rows = np.ascontiguousarray(x).reshape(-1, cols)
         weight = as_flat(weight.astype(x.dtype, copy=False))
         bias = as_flat(bias.astype(x.dtype, copy=False))
-        y, mean, rstd = kernels.layer_norm_forward(rows, weight, bias, float(eps))
+        y = np.empty(x.shape, dtype=x.dtype)
+        mean, rstd = np.empty(len(rows)), np.empty(len(rows))  # float64, for the backward
+        kernels.layer_norm_forward(rows, weight, bias, float(eps), y.reshape(rows.shape), mean, rstd)
         self.save_for_backward(rows, weight, mean, rstd)
-        return y.reshape(x.shape)
+        return y
 
     # with xhat = (x - mean) * rstd and gw = g * weight, per row of n elements:
     # dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), dweight = sum_rows g * xhat, dbias = sum_rows g
     def backward(self, g):
         rows, weight, mean, rstd = self.saved_tensors
         g_rows = np.ascontiguousarray(g, dtype=rows.dtype).reshape(rows.shape)
-        dx, dweight, dbias = kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd)
-        return dx.reshape(self.x_shape), dweight.reshape(self.weight_shape), dbias.reshape(self.weight_shape)
+        dx = np.empty(self.x_shape, dtype=rows.dtype)
+        dweight, dbias = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])  # float64 sums over the rows
+        kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd, dx.reshape(rows.shape), dweight, dbias)
+        dweight = dweight.astype(rows.dtype).reshape(self.weight_shape)
+        dbias = dbias.astype(rows.dtype).reshape(self.weight_shape)
+        return dx, dweight, dbias
 
 
 class Dropout(Function):
@@ -64,12 +70,16 @@ class Dropout(Function):
     def forward(self, x, *, p):
         self.scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
         noise = generator().random(x.shape, dtype=x.dtype)  # uniform in [0, 1): kept where noise >= p
-        out, self.keep = kernels.dropout_forward(as_flat(x), noise.reshape(-1), float(p), self.scale)
-        return out.reshape(x.shape)
+        out = np.empty(x.shape, dtype=x.dtype)
+        self.keep = np.empty(x.size, dtype=np.bool_)
+        kernels.dropout_forward(as_flat(x), noise.reshape(-1), float(p), self.scale, out.reshape(-1), self.keep)
+        return out
 
     # d y/dx = mask * scale
     def backward(self, g):
-        return kernels.dropout_backward(as_flat(g), self.keep, self.scale).reshape(g.shape)
+        out = np.empty(g.shape, dtype=g.dtype)
+        kernels.dropout_backward(as_flat(g), self.keep, self.scale, out.reshape(-1))
+        return out
 
 
 def check_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
@@ -110,7 +120,8 @@ class Embedding(Function):
     def backward(self, g):
         dim = g.shape[-1]
         grad_rows = np.ascontiguousarray(g).reshape(-1, dim)
-        grad = kernels.scatter_add_rows(grad_rows, self.indices.reshape(-1), self.num_embeddings)
+        grad = np.zeros((self.num_embeddings, dim), dtype=g.dtype)
+        kernels.scatter_add_rows(grad_rows, self.indices.reshape(-1), grad)
         if self.padding_idx is not None:
             grad[self.padding_idx] = 0
         return grad
@@ -196,18 +207,23 @@ class CrossEntropy(_ClassificationLoss):
     def forward(self, logits, *, target, weight=None, ignore_index=-100, reduction="mean"):
         self._prepare(logits, target, weight, ignore_index, reduction)
         # with s = x - max(x) per row: loss = log sum exp(s) - s[target], softmax = exp(s) / sum exp(s)
-        shifted = kernels.subtract_row_max(np.ascontiguousarray(logits))
+        logits = np.ascontiguousarray(logits)
+        shifted = np.empty_like(logits)
+        kernels.subtract_row_max(logits, shifted)
         picked = shifted[np.arange(len(self.target)), self.target]
         # numpy's exp is vectorised (several times faster than a scalar exp in a Numba loop)
         self.probabilities = np.exp(shifted, out=shifted)
-        sums = kernels.normalize_rows(self.probabilities)
+        sums = np.empty(len(shifted), dtype=shifted.dtype)
+        kernels.normalize_rows(self.probabilities, sums)
         return self._reduce(np.log(sums) - picked)
 
     # d loss_n / d x[n, c] = w[t_n] * (softmax(x[n])_c - [c == t_n])
     def backward(self, g):
         if not self.any_counted:
             return np.zeros(self.shape, dtype=self.probabilities.dtype)
-        return kernels.cross_entropy_backward(self.probabilities, self.target, self._row_scales(g))
+        grad = np.empty_like(self.probabilities)
+        kernels.cross_entropy_backward(self.probabilities, self.target, self._row_scales(g), grad)
+        return grad
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,19 +300,18 @@ class LayerNormRNNRecurrence(Function):
         dtype = projected.dtype
         weight_t = np.ascontiguousarray(weight.T.astype(dtype, copy=False))
         gain, bias = as_flat(gain.astype(dtype, copy=False)), as_flat(bias.astype(dtype, copy=False))
+        length, batch, _ = projected.shape
         summed = np.empty_like(projected)
         hidden = np.empty_like(projected)
-        means, rstds = [], []
+        means, rstds = np.empty((length, batch)), np.empty((length, batch))  # float64, for the backward
         h = h0.astype(dtype, copy=False)
-        for t in range(projected.shape[0]):
+        for t in range(length):
             np.matmul(h, weight_t, out=summed[t])
             summed[t] += projected[t]
-            normalized, mean, rstd = kernels.layer_norm_forward(summed[t], gain, bias, float(eps))
-            np.tanh(normalized, out=hidden[t])
-            means.append(mean)
-            rstds.append(rstd)
+            kernels.layer_norm_forward(summed[t], gain, bias, float(eps), hidden[t], means[t], rstds[t])
+            np.tanh(hidden[t], out=hidden[t])
             h = hidden[t]
-        self.save_for_backward(summed, hidden, h0, weight, gain, np.stack(means), np.stack(rstds))
+        self.save_for_backward(summed, hidden, h0, weight, gain, means, rstds)
         return hidden
 
     # z_t = LN(a_t), h_t = tanh(z_t); walking t backwards with dh_t = g_t + da_{t+1} W:

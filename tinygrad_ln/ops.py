@@ -37,7 +37,9 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if added > 0 and grad.shape[added:] == shape and len(shape) > 0:
         # the common case (a bias): only leading dims were added; one pass over the rows
         rows = np.ascontiguousarray(grad).reshape(math.prod(grad.shape[:added]), math.prod(shape))
-        return kernels.sum_rows(rows).reshape(shape)
+        summed = np.empty(shape, dtype=grad.dtype)
+        kernels.sum_rows(rows, summed.reshape(-1))
+        return summed
     stretched = tuple(i + added for i, n in enumerate(shape) if n == 1 and grad.shape[i + added] != 1)
     summed = grad.sum(axis=tuple(range(added)) + stretched, keepdims=False)
     return summed.reshape(shape)
@@ -76,6 +78,13 @@ def _unrows(rows: np.ndarray, like: np.ndarray, dim: int) -> np.ndarray:
         return rows.reshape(())
     moved_shape = like.shape[:dim] + like.shape[dim + 1 :] + (like.shape[dim],)
     return np.moveaxis(rows.reshape(moved_shape), -1, dim)
+
+
+def _elementwise(kernel: Any, *arrays: np.ndarray) -> np.ndarray:
+    """Run an elementwise kernel on flat views of ``arrays``; the result has the first array's shape."""
+    out = np.empty(arrays[0].shape, dtype=arrays[-1].dtype)
+    kernel(*[as_flat(a) for a in arrays], out.reshape(-1))
+    return out
 
 
 def as_flat(x: np.ndarray) -> np.ndarray:
@@ -365,7 +374,7 @@ class Tanh(Function):
     # d tanh(x)/dx = 1 - tanh(x)**2
     def backward(self, g):
         (y,) = self.saved_tensors
-        return kernels.tanh_backward(as_flat(y), as_flat(g)).reshape(g.shape)
+        return _elementwise(kernels.tanh_backward, y, g)
 
 
 class Sigmoid(Function):
@@ -374,14 +383,14 @@ class Sigmoid(Function):
     name = "sigmoid"
 
     def forward(self, x):
-        y = kernels.sigmoid_forward(as_flat(x)).reshape(x.shape)
+        y = _elementwise(kernels.sigmoid_forward, x)
         self.save_for_backward(y)
         return y
 
     # d sigmoid(x)/dx = sigmoid(x) * (1 - sigmoid(x))
     def backward(self, g):
         (y,) = self.saved_tensors
-        return kernels.sigmoid_backward(as_flat(y), as_flat(g)).reshape(g.shape)
+        return _elementwise(kernels.sigmoid_backward, y, g)
 
 
 class ReLU(Function):
@@ -396,7 +405,7 @@ class ReLU(Function):
     # d relu(x)/dx = 1 where x > 0, else 0
     def backward(self, g):
         (x,) = self.saved_tensors
-        return kernels.relu_backward(as_flat(x), as_flat(g)).reshape(g.shape)
+        return _elementwise(kernels.relu_backward, x, g)
 
 
 class Abs(Function):
@@ -589,12 +598,14 @@ class GetItem(Function):
         if _is_row_gather(index):
             rows = _nonnegative(np.asarray(index), shape[0]).reshape(-1)
             g_rows = np.ascontiguousarray(g).reshape(rows.size, math.prod(shape[1:]))
-            grad = kernels.scatter_add_rows(g_rows, rows, shape[0])
-            return grad.reshape(shape)
+            grad = np.zeros(shape, dtype=g.dtype)
+            kernels.scatter_add_rows(g_rows, rows, grad.reshape(shape[0], -1))
+            return grad
         if _has_array_index(index):
-            size = math.prod(shape)
-            positions = np.arange(size, dtype=np.int64).reshape(shape)[index]
-            return kernels.scatter_add_flat(as_flat(g), positions.reshape(-1), size).reshape(shape)
+            positions = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[index]
+            grad = np.zeros(shape, dtype=g.dtype)
+            kernels.scatter_add_flat(as_flat(g), positions.reshape(-1), grad.reshape(-1))
+            return grad
         grad = np.zeros(shape, dtype=g.dtype)
         grad[index] = g  # basic indexing picks each position at most once
         return grad
@@ -681,14 +692,20 @@ class Softmax(Function):
 
     def forward(self, x, *, dim):
         self.dim = normalize_dim(dim, x.ndim, "softmax")
-        y = _unrows(kernels.softmax_forward(_rows(x, self.dim)), x, self.dim)
+        rows = _rows(x, self.dim)
+        y = np.empty_like(rows)
+        kernels.subtract_row_max(rows, y)
+        np.exp(y, out=y)  # numpy's exp is vectorised; the row passes around it are kernels
+        kernels.normalize_rows(y, np.empty(len(y), y.dtype))
         self.save_for_backward(y)
-        return y
+        return _unrows(y, x, self.dim)
 
     # d softmax/dx: dx = y * (g - sum(g * y))
     def backward(self, g):
-        (y,) = self.saved_tensors
-        return _unrows(kernels.softmax_backward(_rows(y, self.dim), _rows(g, self.dim)), y, self.dim)
+        (y,) = self.saved_tensors  # as rows
+        out = np.empty_like(y)
+        kernels.softmax_backward(y, _rows(g, self.dim), out)
+        return _unrows(out, g, self.dim)
 
 
 class LogSoftmax(Function):
@@ -698,11 +715,17 @@ class LogSoftmax(Function):
 
     def forward(self, x, *, dim):
         self.dim = normalize_dim(dim, x.ndim, "log_softmax")
-        y = _unrows(kernels.log_softmax_forward(_rows(x, self.dim)), x, self.dim)
+        rows = _rows(x, self.dim)
+        shifted = np.empty_like(rows)
+        kernels.subtract_row_max(rows, shifted)
+        with np.errstate(divide="ignore"):  # a row of -inf logits gives log(0) = -inf, as in PyTorch
+            y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.save_for_backward(y)
-        return y
+        return _unrows(y, x, self.dim)
 
     # d log_softmax/dx: dx = g - softmax(x) * sum(g)
     def backward(self, g):
-        (y,) = self.saved_tensors
-        return _unrows(kernels.log_softmax_backward(_rows(y, self.dim), _rows(g, self.dim)), y, self.dim)
+        (y,) = self.saved_tensors  # as rows
+        out = np.empty_like(y)
+        kernels.log_softmax_backward(np.exp(y), _rows(g, self.dim), out)
+        return _unrows(out, g, self.dim)

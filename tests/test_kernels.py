@@ -168,7 +168,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
 
 
 def layer_norm_grads(g, x, weight, mean, rstd):
-    dx, dweight, dbias = np.empty_like(x), np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    dx, dweight, dbias = np.empty_like(x), np.zeros(x.shape[1], x.dtype), np.zeros(x.shape[1], x.dtype)
     kernels.layer_norm_backward(g, x, weight, mean, rstd, dx, dweight, dbias)
     return dx, dweight, dbias
 
@@ -283,7 +283,9 @@ bias = Tensor(rng.standard_normal(3), requires_grad=True)
 h = (x + bias).tanh()
 rows = h[np.array([0, 2, 2, 3, 0])]
 picked = h[np.arange(4), np.array([1, 1, 0, 2])]
+normalized = tl.nn.functional.layer_norm(x.float() + 1e4, 3)  # float32 far from 0: accumulators matter
 loss = (rows.softmax(dim=1) * rows.sigmoid()).sum() + picked.relu().sum() + h.log_softmax(dim=0).mean()
+loss = loss + (normalized * normalized * h.float()).sum().double()
 loss.backward()
 print(json.dumps({
     "jit": hasattr(kernels.tanh_backward, "py_func"),

@@ -151,7 +151,7 @@ def normalize_rows(p, sums):
     """Divide each row of p by its sum, in place, and write the sums (R,) into ``sums``."""
     rows, cols = p.shape
     for r in range(rows):
-        total = 0.0
+        total = np.float64(0.0)
         for c in range(cols):
             total += p[r, c]
         scale = 1.0 / total
@@ -165,7 +165,7 @@ def softmax_backward(y, grad, out):
     """out[r] = y[r] * (grad[r] - sum(grad[r] * y[r])), where y = softmax(x)."""
     rows, cols = y.shape
     for r in range(rows):
-        dot = 0.0
+        dot = np.float64(0.0)
         for c in range(cols):
             dot += grad[r, c] * y[r, c]
         for c in range(cols):
@@ -177,7 +177,7 @@ def log_softmax_backward(p, grad, out):
     """out[r] = grad[r] - p[r] * sum(grad[r]), where p = softmax(x) = exp(log_softmax(x))."""
     rows, cols = p.shape
     for r in range(rows):
-        total = 0.0
+        total = np.float64(0.0)
         for c in range(cols):
             total += grad[r, c]
         for c in range(cols):
@@ -220,8 +220,11 @@ def scatter_add_flat(grad, index, out):
 
 # --------------------------------------------------------------------------------------------
 # Layer normalization over the rows of a 2-d array (R, D): the fused LayerNorm op.
-# Statistics are accumulated in float64 and the variance is taken around the mean (two passes),
+# Row statistics are summed in float64 and the variance is taken around the mean (two passes),
 # so float32 rows such as 1000 + 100 * noise keep their precision (E[x^2] - E[x]^2 would not).
+# x - mean is also taken in float64: with the mean rounded to float32, rows around 1e4 with
+# spread 1 would lose 4 digits. (A hi + lo split of the mean in float32 would be faster, but
+# fast-math may legally fold (x - hi) - lo back into x - (hi + lo): measured, it does.)
 # --------------------------------------------------------------------------------------------
 
 
@@ -233,11 +236,11 @@ def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
     """
     rows, cols = x.shape
     for r in range(rows):
-        total = 0.0
+        total = np.float64(0.0)  # np.float64, not 0.0: under NUMBA_DISABLE_JIT a Python 0.0 + float32 is float32
         for c in range(cols):
             total += x[r, c]
         mu = total / cols
-        squares = 0.0
+        squares = np.float64(0.0)
         for c in range(cols):
             centered = x[r, c] - mu
             squares += centered * centered
@@ -255,26 +258,26 @@ def layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias):
     """Gradients of layer_norm_forward for g = dL/dy, with xhat = (x - mean) * rstd:
 
     dx[r] = rstd[r] * (g*w - mean(g*w) - xhat * mean(g*w * xhat)),
-    dweight += sum over rows of g * xhat, dbias += sum over rows of g (float64 accumulators).
+    dweight += sum over rows of g * xhat, dbias += sum over rows of g.
     """
     rows, cols = x.shape
     for r in range(rows):
         mu = mean[r]
         inv = rstd[r]
-        sum_gw = 0.0
-        sum_gw_xhat = 0.0
-        for c in range(cols):
+        sum_gw = np.float64(0.0)
+        sum_gw_xhat = np.float64(0.0)
+        for c in range(cols):  # the row sums, and this row's share of dweight and dbias
             xhat = (x[r, c] - mu) * inv
             gw = grad[r, c] * weight[c]
             sum_gw += gw
             sum_gw_xhat += gw * xhat
+            dweight[c] += grad[r, c] * xhat
+            dbias[c] += grad[r, c]
         mean_gw = sum_gw / cols
         mean_gw_xhat = sum_gw_xhat / cols
         for c in range(cols):
             xhat = (x[r, c] - mu) * inv
             dx[r, c] = inv * (grad[r, c] * weight[c] - mean_gw - xhat * mean_gw_xhat)
-            dweight[c] += grad[r, c] * xhat
-            dbias[c] += grad[r, c]
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,8 +314,8 @@ def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean,
     for r in range(rows):
         mu = mean[r]
         inv = rstd[r]
-        sum_dzg = 0.0
-        sum_dzg_xhat = 0.0
+        sum_dzg = np.float64(0.0)
+        sum_dzg_xhat = np.float64(0.0)
         for c in range(cols):
             h = hidden[r, c]
             d = (grad_output[r, c] + grad_next[r, c]) * (1.0 - h * h)

@@ -39,7 +39,7 @@ class LayerNorm(Function):
         weight = as_flat(weight.astype(x.dtype, copy=False))
         bias = as_flat(bias.astype(x.dtype, copy=False))
         y = np.empty(x.shape, dtype=x.dtype)
-        mean, rstd = np.empty(len(rows)), np.empty(len(rows))  # float64, for the backward
+        mean, rstd = np.empty(len(rows)), np.empty(len(rows))  # float64, kept for the backward
         kernels.layer_norm_forward(rows, weight, bias, float(eps), y.reshape(rows.shape), mean, rstd)
         self.save_for_backward(rows, weight, mean, rstd)
         return y
@@ -50,10 +50,9 @@ class LayerNorm(Function):
         rows, weight, mean, rstd = self.saved_tensors
         g_rows = np.ascontiguousarray(g, dtype=rows.dtype).reshape(rows.shape)
         dx = np.empty(self.x_shape, dtype=rows.dtype)
-        dweight, dbias = np.zeros(rows.shape[1]), np.zeros(rows.shape[1])  # float64 sums over the rows
-        kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd, dx.reshape(rows.shape), dweight, dbias)
-        dweight = dweight.astype(rows.dtype).reshape(self.weight_shape)
-        dbias = dbias.astype(rows.dtype).reshape(self.weight_shape)
+        dweight, dbias = np.zeros(self.weight_shape, rows.dtype), np.zeros(self.weight_shape, rows.dtype)
+        kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd, dx.reshape(rows.shape), dweight.reshape(-1),
+                                    dbias.reshape(-1))
         return dx, dweight, dbias
 
 

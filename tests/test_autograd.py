@@ -15,6 +15,7 @@ from strategies import assert_gradcheck
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor
+from tinygrad_ln.autograd import Function
 
 # ---- the graph is walked correctly ---------------------------------------------------------------
 
@@ -370,3 +371,52 @@ def test_detect_anomaly_is_off_outside_the_block():
     with pytest.raises(FloatingPointError), tl.detect_anomaly():
         Tensor([-1.0]).log()
     assert np.isnan(Tensor([-1.0]).log().item())
+
+
+# ---- leaves keep a fresh gradient array without a copy, but never one that is shared -------------
+
+
+def test_a_plus_b_gives_each_leaf_its_own_gradient_array():
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    out = a + b  # Add passes the same incoming gradient to both inputs
+    out.backward(Tensor([1.0, 1.0]))
+    assert a.grad.data is not b.grad.data
+    out.backward(Tensor([1.0, 1.0]))  # in-place accumulation into one must not reach the other
+    np.testing.assert_array_equal(a.grad.data, [2.0, 2.0])
+    np.testing.assert_array_equal(b.grad.data, [2.0, 2.0])
+
+
+def test_the_callers_gradient_array_is_never_kept_or_changed():
+    upstream = np.array([[1.0, 2.0]], np.float32)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    x.reshape(1, 2).backward(upstream)  # Reshape hands back a view of the caller's array
+    x.reshape(1, 2).backward(upstream)
+    np.testing.assert_array_equal(upstream, [[1.0, 2.0]])
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+
+
+def test_a_leaf_used_twice_accumulates_both_fresh_gradients():
+    x = Tensor([3.0], requires_grad=True)
+    (x * x).backward()
+    (x * x).backward()
+    np.testing.assert_array_equal(x.grad.data, [12.0])
+
+
+def test_a_saved_array_returned_by_backward_is_copied_not_kept():
+    class ScaleBySaved(Function):
+        name = "scale_by_saved"
+
+        def forward(self, x):
+            self.save_for_backward(np.full(x.shape, 2.0))
+            return x * 2.0
+
+        def backward(self, g):  # wrong only in style: hands back an array it keeps
+            (two,) = self.saved_tensors
+            return two
+
+    x = Tensor([1.0, 1.0], requires_grad=True)
+    out = ScaleBySaved.apply(x)
+    out.backward(np.ones(2))
+    out.backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
+    np.testing.assert_array_equal(out.grad_fn.saved_tensors[0], [2.0, 2.0])

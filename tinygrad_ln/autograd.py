@@ -252,11 +252,27 @@ def run_backward(root: Any, grad: np.ndarray) -> None:
                 _check_gradient(node, tensor, input_grad)
             parent = tensor.grad_fn
             if parent is None:
-                tensor._accumulate_grad(input_grad)
+                tensor._accumulate_grad(input_grad, owned=_made_for_one_input(input_grad, grad, node, input_grads))
             elif parent in grads:
                 grads[parent] = grads[parent] + input_grad
             else:
                 grads[parent] = input_grad
+
+
+def _made_for_one_input(array: np.ndarray, incoming: np.ndarray, node: Function, input_grads: tuple) -> bool:
+    """True if ``node.backward`` made ``array`` fresh, for this one input.
+
+    A leaf may then keep the array itself as its ``.grad`` instead of a copy (PyTorch does the
+    same). It may not when the array is the incoming gradient passed through (``a + b``), a view
+    of other memory, read-only, also returned for another input, or something the node saved.
+    """
+    return (
+        array.flags.owndata
+        and array.flags.writeable
+        and array is not incoming
+        and sum(other is array for other in input_grads) == 1
+        and not any(saved is array for saved in node.saved_tensors)
+    )
 
 
 def _check_gradient(node: Function, tensor: Any, grad: np.ndarray) -> None:

@@ -246,12 +246,17 @@ class Tensor:
         else:
             autograd.run_backward(self, grad)
 
-    def _accumulate_grad(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into ``.grad`` (called by the engine for leaves and retained tensors)."""
+    def _accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
+        """Add ``grad`` into ``.grad`` (called by the engine for leaves and retained tensors).
+
+        The first gradient is copied, unless the engine says nothing else refers to it (``owned``);
+        later ones are added in place.
+        """
         if grad.shape != self.data.shape:
             raise RuntimeError(f"internal error: gradient of shape {grad.shape} for a tensor of shape {self.shape}")
         if self.grad is None:
-            self.grad = Tensor._make(np.array(grad, dtype=self.data.dtype))  # a private copy
+            keep = owned and grad.dtype == self.data.dtype
+            self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
         else:
             self.grad.data += grad
 

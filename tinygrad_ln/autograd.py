@@ -266,13 +266,15 @@ def _made_for_one_input(array: np.ndarray, incoming: np.ndarray, node: Function,
     same). It may not when the array is the incoming gradient passed through (``a + b``), a view
     of other memory, read-only, also returned for another input, or something the node saved.
     """
-    return (
-        array.flags.owndata
-        and array.flags.writeable
-        and array is not incoming
-        and sum(other is array for other in input_grads) == 1
-        and not any(saved is array for saved in node.saved_tensors)
-    )
+    if array is incoming or array.base is not None or not array.flags.writeable:
+        return False
+    returned = 0
+    for other in input_grads:
+        returned += other is array
+    for saved in node.saved_tensors:
+        if saved is array:
+            return False
+    return returned == 1
 
 
 def _check_gradient(node: Function, tensor: Any, grad: np.ndarray) -> None:

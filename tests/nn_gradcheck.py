@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 import tinygrad_ln as tl
+from tinygrad_ln.gradcheck import numerical_gradient
 
 
 def check_parameter_gradients(
@@ -45,14 +46,5 @@ def check_parameter_gradients(
     total.backward()
     for name, param in module.named_parameters():
         analytic = np.zeros(param.shape) if param.grad is None else param.grad.data
-        numeric = np.zeros(param.shape)
-        flat = param.data.reshape(-1)
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
-            plus = weighted_sum()
-            flat[j] = original - eps
-            minus = weighted_sum()
-            flat[j] = original
-            numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        numeric = numerical_gradient(weighted_sum, param.data, eps)
         np.testing.assert_allclose(analytic, numeric, atol=atol, rtol=rtol, err_msg=f"gradient of {name}")

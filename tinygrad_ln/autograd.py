@@ -10,7 +10,7 @@ them once, calling each node's ``backward`` and summing the gradients that reach
 
 This module works with any object that has ``.data``, ``.requires_grad``, ``.grad_fn`` and
 ``._accumulate_grad``; it does not import ``Tensor``. New tensors are made by the inputs
-themselves (``Tensor._from_op``), so the imports point one way: tensor -> ops -> autograd.
+themselves (``Tensor._make``, reached through the first input), so the imports point one way: tensor -> ops -> autograd.
 """
 
 from __future__ import annotations
@@ -191,10 +191,10 @@ class Function:
                     f"(input shapes {shapes}); created at {node.created_at}"
                 )
         if not requires_grad:
-            return inputs[0]._from_op(data, None)
+            return inputs[0]._make(data, None)
         node.inputs = inputs
         node.module = _current_module
-        return inputs[0]._from_op(data, node)
+        return inputs[0]._make(data, node)
 
     def __repr__(self) -> str:
         return f"<{self.name} backward>"

@@ -70,16 +70,7 @@ def gradcheck(
     for i in checked:
         x = args[i]
         analytic = np.zeros(x.shape) if x.grad is None else x.grad.data
-        numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)  # a view: nudging it nudges x
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
-            plus = weighted_sum()
-            flat[j] = original - eps
-            minus = weighted_sum()
-            flat[j] = original
-            numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        numeric = numerical_gradient(weighted_sum, x.data, eps)
         error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if error.size and np.nanmax(np.where(np.isnan(error), np.inf, error)) > 0:
             worst = np.unravel_index(int(np.argmax(np.where(np.isnan(error), np.inf, error))), x.shape)
@@ -89,3 +80,24 @@ def gradcheck(
                 f"(atol={atol}, rtol={rtol})"
             )
     return True
+
+
+def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the number ``f()`` with respect to every element of ``array``.
+
+    ``array`` is nudged in place, one element at a time, and restored: ``f`` must read it (for
+    example the ``.data`` of a tensor it uses). Returns an array of ``array``'s shape.
+    """
+    numeric = np.zeros(array.shape)
+    if not array.flags.c_contiguous:
+        raise ValueError("numerical_gradient: the array must be C-contiguous, so it can be nudged in place")
+    flat = array.reshape(-1)  # a view: nudging it nudges the array
+    for j in range(flat.size):
+        original = flat[j]
+        flat[j] = original + eps
+        plus = f()
+        flat[j] = original - eps
+        minus = f()
+        flat[j] = original
+        numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+    return numeric

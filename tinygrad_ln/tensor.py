@@ -76,16 +76,8 @@ class Tensor:
 
     @staticmethod
     def _make(data: np.ndarray, grad_fn: autograd.Function | None = None) -> Tensor:
-        """Wrap an array without copying: the fast path for op results and gradients."""
-        t = object.__new__(Tensor)
-        t.data = data
-        t.grad = None
-        t.grad_fn = grad_fn
-        t.requires_grad = grad_fn is not None
-        return t
-
-    def _from_op(self, data: np.ndarray, grad_fn: autograd.Function | None) -> Tensor:
-        """Called by ``Function.apply`` on its first input to wrap the op's result (as ``_make``)."""
+        """Wrap an array without copying: the fast path for op results (``Function.apply`` calls it
+        through its first input, so autograd.py needs no import of Tensor) and for gradients."""
         t = object.__new__(Tensor)
         t.data = data
         t.grad = None

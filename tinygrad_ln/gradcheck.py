@@ -44,7 +44,7 @@ def gradcheck(
     args = []
     for value in inputs:
         if isinstance(value, Tensor) and value.dtype.kind == "f":
-            value = Tensor(value.data.astype(np.float64), requires_grad=value.requires_grad)
+            value = Tensor(np.array(value.data, dtype=np.float64, order="C"), requires_grad=value.requires_grad)
         args.append(value)
     checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
     if not checked:

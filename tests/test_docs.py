@@ -168,6 +168,18 @@ def test_block_reader_pairs_outputs_and_reads_markers(tmp_path):
     assert (second.marker, second.expected_output) == ("no-test", None)
 
 
+def test_the_apply_excerpt_in_autograd_md_quotes_the_real_method():
+    # the excerpt cannot run on its own (no-test), so check it line by line against the source
+    excerpt = next(b.code for b in read_blocks(ROOT / "docs" / "autograd.md")
+                   if b.language == "python" and "def apply(" in b.code)
+    source = {line.split("  #")[0].strip() for line in inspect.getsource(autograd.Function.apply).splitlines()}
+    quoted = [line.split("  #")[0].strip() for line in excerpt.splitlines()]
+    quoted = [line for line in quoted if line and line != "..." and not line.startswith(("@", "def "))]
+    assert len(quoted) >= 8
+    missing = [line for line in quoted if line not in source]
+    assert not missing, f"docs/autograd.md quotes lines that Function.apply no longer has: {missing}"
+
+
 # ---- the README's lists -------------------------------------------------------------------------
 
 

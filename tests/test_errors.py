@@ -199,3 +199,9 @@ def test_backward_errors_are_runtime_errors():
     assert_names(error, "(2, 3)")
     with pytest.raises(RuntimeError):
         Tensor([1.0, 2.0]).sum().backward()  # nothing requires grad
+
+
+def test_an_op_name_is_not_repeated_in_its_error():
+    with pytest.raises(IndexError) as error:
+        Tensor([1.0, 2.0]).sum(dim=5)
+    assert str(error.value).count("sum:") == 1

@@ -109,6 +109,11 @@ def _user_code_location() -> str:
     return "<unknown>"
 
 
+def _named(op: str, message: str) -> str:
+    """``message`` starting with the op's name (once: helpers such as normalize_dim may have added it)."""
+    return message if message.startswith(f"{op}:") else f"{op}: {message}"
+
+
 def _explain(error: Exception, inputs: tuple) -> str:
     """An op's error message, with numpy's broadcasting wording replaced by the input shapes."""
     message = str(error)
@@ -176,9 +181,9 @@ class Function:
         try:
             data = node.forward(*[t.data for t in inputs], **params)
         except ValueError as error:
-            raise ValueError(f"{cls.name}: {_explain(error, inputs)}") from None
+            raise ValueError(_named(cls.name, _explain(error, inputs))) from None
         except IndexError as error:
-            raise IndexError(f"{cls.name}: {error}") from None
+            raise IndexError(_named(cls.name, str(error))) from None
         if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
             data = np.asarray(data)
         if _anomaly_enabled:

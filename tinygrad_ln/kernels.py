@@ -1,8 +1,9 @@
 """Numba kernels: the loops that numpy would run as several passes with temporaries.
 
 This is the only module that imports numba. Every kernel is a plain module-level function
-compiled with ``@njit(cache=True)`` and called directly by an op in ``ops.py``; there are no
-factories and no registries, so what you read here is what runs.
+compiled with ``@njit(cache=True)`` and called directly by an op (``ops.py``, ``layer_ops.py``)
+or an optimizer (``optim.py``); there are no factories and no registries, so what you read here
+is what runs.
 
 Conventions:
   * kernels write their results into arrays the calling op allocated (``out`` and friends, always

@@ -164,8 +164,10 @@ class Function:
         """dL/d(each input), given ``grad`` = dL/d(output), an array of the output's shape.
 
         Returns a tuple with one array of each input's shape, in input order (or one array for a
-        one-input op), with None where ``needs_input_grad`` is False. Subclasses implement it;
-        the comment above each implementation states the derivative it applies.
+        one-input op), with None where ``needs_input_grad`` is False. Return new arrays, ``grad``
+        itself or views of it, never an array the op keeps in an attribute: a leaf may keep a
+        fresh array as its ``.grad`` and add later gradients into it in place. Subclasses
+        implement it; the comment above each implementation states the derivative it applies.
         """
         raise NotImplementedError
 

@@ -1,0 +1,165 @@
+"""Every counterexample the differential fuzzer (test_fuzz_torch.py) found, shrunk, as a named test.
+
+Each test runs the shrunk program in tinygrad_ln and in PyTorch with ``fuzz_programs.compare``:
+every node's dtype, shape and values and every leaf's gradient (after backward with the given or
+a seeded upstream gradient). A bug whose fix is not on main yet is marked ``xfail(strict=True)``,
+so the suite stays green and the marker must go when the fix lands; meanwhile the fuzzer steers
+around it (``fuzz_programs.KNOWN_BUGS``, whose probe notices the fix by itself).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="these regression tests compare with PyTorch, which is not installed")
+
+from fuzz_programs import compare, program_from_source, run_ours  # noqa: E402
+
+inf, nan = np.inf, np.nan
+
+
+def pending(what: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"issue 11: {what}, fix pending")
+
+
+def check(lines: list[str], upstream: dict | None = None, **leaves: tuple) -> None:
+    """Run ``lines`` over ``leaves`` (name=(array, requires_grad)) in both libraries and compare everything."""
+    compare(program_from_source(lines, leaves, upstream))
+
+
+def f32(values) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def f64(values) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def i64(values) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+# ---- where PyTorch puts the dims of advanced indices (issue 11 item 3) --------------------------------
+
+
+def test_int_slice_and_array_place_dims_like_torch():
+    check(["v1 = x0[-1, 1:, [0, 3]]"], x0=(np.arange(24.0).reshape(2, 3, 4), True))
+
+
+def test_int_then_full_slice_then_array_puts_the_array_dim_last():
+    check(["v1 = x0[0, :, [1, 2]]"], x0=(np.arange(24.0).reshape(2, 3, 4), True))
+
+
+def test_none_int_slice_array():
+    # numpy counts the int as an advanced index split from the array by a slice, so it puts the array dim
+    # first; PyTorch applies the int first and keeps the array dim where it is
+    check(["v1 = x0[None, 0, :, [1, 0, 1]]"], x0=(np.arange(24.0).reshape(2, 3, 4), True))
+
+
+def test_slice_array_slice_int_with_a_2d_index():
+    check(["v2 = x0[:, x1, :, 0]"], x0=(np.arange(48.0).reshape(2, 3, 2, 4), True), x1=(i64([[0], [2]]), False))
+
+
+# ---- empty indices and empty products (issue 11 items 9, 10, 11) ------------------------------------
+
+
+def test_empty_list_index_gives_empty_result():
+    check(["v1 = x0[[]]"], x0=(f64([1.0, 2.0, 3.0]), True))
+
+
+def test_empty_list_among_other_indices():
+    check(["v3 = x0[x1, [], x2]"], x0=(f32(np.ones((1, 3, 2))), True), x1=(np.array([True]), False),
+          x2=(i64([0]), False))
+
+
+def test_empty_int_array_index_backward():
+    check(["v2 = x0[x1]"], x0=(np.zeros((0, 1)), True), x1=(i64([]), False))
+
+
+def test_matmul_with_zero_inner_size_gives_zeros():
+    check(["v2 = x0 @ x1"], x0=(np.zeros((2, 3, 0)), True), x1=(np.zeros((0, 4)), True))
+
+
+# ---- dtypes (issue 11 items 2 and 5) -------------------------------------------------------------------
+
+
+def test_cat_float32_with_int64_stays_float32():
+    check(["v2 = lib.cat([x0, x1], dim=-1)"], x0=(f32([0.5]), True), x1=(i64([1, 2]), False))
+
+
+def test_stack_float32_with_int64_stays_float32():
+    check(["v2 = lib.stack([x0, x1])"], x0=(f32(0.5), True), x1=(i64(3), False))
+
+
+def test_pow_of_float32_base_and_float64_exponent():
+    check(["v2 = x0 ** x1"], {"v2": [1.0]}, x0=(f32([5.0]), False), x1=(f64([0.5]), True))
+
+
+# ---- NaN (issue 11 items 7 and 14) ---------------------------------------------------------------------
+
+
+def test_abs_and_relu_derivatives_at_nan_match_torch():
+    check(["v1 = x0.abs()", "v2 = x0.relu()"], x0=(f64([nan, 1.0, -1.0, 0.0]), True))
+
+
+def test_max_of_nan_sends_gradient_to_the_nan():
+    check(["v1 = x0.max()"], x0=(f64([nan, 1.0, nan]), True))
+
+
+@pending("max() gives a NaN upstream gradient to every element, not only to the maximum")
+def test_max_sends_a_nan_gradient_to_the_maximum_only():
+    # log'(0) * 0 = 0 / 0 = NaN reaches max's backward; PyTorch puts it on the maximum, 0 elsewhere
+    check(["v1 = x0.max()", "v2 = v1.log()"], {"v2": 0.0}, x0=(f64([0.0, -1.0]), True))
+
+
+@pending("clamp gives a NaN upstream gradient to the clamped elements too")
+def test_clamp_gives_clamped_elements_zero_gradient():
+    check(["v1 = x0.clamp(min=0)", "v2 = v1.log()"], {"v2": [0.0, 1.0]}, x0=(f64([-1.0, 2.0]), True))
+
+
+# ---- integer tensors -----------------------------------------------------------------------------------
+
+
+@pending("2 ** int64 tensor with a negative entry raises numpy's ValueError (PyTorch: integer powers, 2 ** -1 = 0)")
+def test_int_power_with_negative_int_tensor_exponent():
+    check(["v1 = 2 ** x0", "v2 = x0 ** x0"], x0=(i64([-1, 2, 1]), False))
+
+
+@pending("clamp of an int64 tensor with a float bound keeps int64 and truncates the bound (PyTorch: float32)")
+def test_clamp_of_int64_with_float_bound_promotes():
+    check(["v1 = x0.clamp(max=0.5)", "v2 = x0.clamp(min=-1.5, max=3)"], x0=(i64([1, 2, -2]), False))
+
+
+# ---- numpy RuntimeWarnings on inf, NaN, 0 and empty dims, where PyTorch is silent (issue 11 item 14) ----
+
+WARNING_CASES = {
+    "matmul of 0 and inf": (["v2 = x0 @ x1"], None, {"x0": (f64([0.0]), True), "x1": (f64([[inf]]), True)}),
+    "matmul backward of inf with gradient 0": (
+        ["v2 = x0 @ x1"], {"v2": 0.0}, {"x0": (f64([1.0]), True), "x1": (f64([inf]), True)}),
+    "softmax of inf": (["v1 = x0.softmax(0)"], None, {"x0": (f64(inf), True)}),
+    "division backward 0 / 0": (
+        ["v2 = x1 / x0"], {"v2": [0.0]}, {"x0": (f64([0.0]), True), "x1": (f64(0.0), True)}),
+    "division backward of a number by 0": (["v1 = 2 / x0"], {"v1": 0.0}, {"x0": (f64(0.0), True)}),
+    "inf and -inf gradients accumulated": (
+        ["v2 = x0 @ x1", "v3 = v2 + 2", "v4 = -v2"], {"v3": [1.0], "v4": [1.0]},
+        {"x0": (f64([1.0]), True), "x1": (f64([[inf]]), True)}),
+    "gather backward adds inf and -inf": (
+        ["v3 = x0[x1, x2]", "v4 = v3.exp()"], {"v4": [-1.0, 1.0]},
+        {"x0": (f64([[inf]]), True), "x1": (i64([0, 0]), False), "x2": (i64([0, 0]), False)}),
+    "exp backward of inf with gradient 0": (["v1 = x0.exp()"], {"v1": [0.0]}, {"x0": (f64([inf]), True)}),
+    "mean over an empty dim": (["v1 = x0.mean(dim=0)"], None, {"x0": (np.zeros((0, 2)), True)}),
+}
+
+
+@pytest.mark.parametrize("name", WARNING_CASES)
+@pending("numpy RuntimeWarnings on inf, NaN, 0 or an empty dim (PyTorch computes them silently)")
+def test_no_numpy_warning_on_inf_nan_or_zero(name):
+    lines, upstream, leaves = WARNING_CASES[name]
+    program = program_from_source(lines, leaves, upstream)
+    compare(program)  # the values and gradients already match PyTorch's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run_ours(program, tolerate_runtime_warnings=False)

@@ -231,7 +231,7 @@ def test_module_names_found_without_params():
 
 
 def test_module_recorded_by_a_stand_in_module():
-    """Anything that sets autograd._current_module during its forward is grouped the same way."""
+    """Anything that sets autograd.modes.module during its forward is grouped the same way."""
 
     class StandIn:
         def __init__(self) -> None:
@@ -241,11 +241,11 @@ def test_module_recorded_by_a_stand_in_module():
             return [("scale", self.scale)]
 
         def __call__(self, x):
-            previous, tl.autograd._current_module = tl.autograd._current_module, self
+            previous, tl.autograd.modes.module = tl.autograd.modes.module, self
             try:
                 return (x * self.scale).exp()
             finally:
-                tl.autograd._current_module = previous
+                tl.autograd.modes.module = previous
 
     block = StandIn()
     y = block(Tensor.randn(3)) + 1.0

@@ -138,6 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     training.add_argument("--seq-len", type=int, default=64, help="characters per training window T")
     training.add_argument("--batch", type=int, default=32, help="windows per batch")
     training.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    training.add_argument("--no-fused", action="store_true",
+                          help="train through the primitive-op graph (tl.fused(False)) instead of the fused layer "
+                               "ops: the same numbers to float32 rounding, slower, and every step is drawable")
     training.add_argument("--schedule", choices=("constant", "cosine", "step"), default="constant",
                           help="learning rate over the run: constant; cosine down to lr/10; step: halved at 1/2 "
                                "and again at 3/4 of --steps")
@@ -420,6 +423,11 @@ def train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any,
     ``stop`` is an Event set on Ctrl-C: the run then finishes its current step, writes its resume
     checkpoint and returns its record with status "interrupted" (or "not started").
     """
+    with tl.fused(not args.no_fused):  # per thread, restored afterwards
+        return _train_run(spec, args, data, stop, position)
+
+
+def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, position: int | None) -> dict[str, Any]:
     if stop.is_set():
         return {"model": spec.model, "scale": spec.scale, "clip": spec.clip, "seed": spec.seed,
                 "status": "not started", "log": []}
@@ -661,8 +669,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     clips = ", ".join("none" if clip is None else f"{clip:g}" for clip in args.clip)
     print(f"{len(specs)} runs of {args.steps} steps (embed {args.embed}, H={args.hidden}, {args.layers} layer(s), "
           f"dropout {args.dropout}, T={args.seq_len}, batch {args.batch}, Adam lr {args.lr} {args.schedule}, "
-          f"clip {clips}), {min(args.jobs, len(specs))} at a time, {args.threads or 'default'} BLAS thread(s) each"
-          + (f"; from {args.init_from}" if args.init_from else "") + "\n")
+          f"clip {clips}{', primitive ops' if args.no_fused else ''}), {min(args.jobs, len(specs))} at a time, "
+          f"{args.threads or 'default'} BLAS thread(s) each" + (f"; from {args.init_from}" if args.init_from else "")
+          + "\n")
 
     started = time.perf_counter()
     records = run_all(specs, args, data)

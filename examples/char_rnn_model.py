@@ -200,7 +200,7 @@ def generate(model: CharRNN, vocab: CharVocab, prompt: str, length: int, tempera
             log_probs = _log_softmax(logits.data[-1, 0].astype(np.float64))
             char = _draw(log_probs, temperature, top_k, rng)
             chars.append(char)
-            surprisal.append(-log_probs[char] / math.log(2))
+            surprisal.append(float(-log_probs[char] / math.log(2)))
             saturation.append(float(np.mean(np.abs(hidden.data) > SATURATION_THRESHOLD)))
             logits, hidden = model(Tensor(np.array([[char]])), hidden)
     model.train(was_training)

@@ -1,5 +1,7 @@
 """Set how many threads numpy's BLAS (OpenBLAS) uses, at run time, with no extra package.
 
+    python examples/blas_threads.py     # time a char-RNN training step with 1 thread and with the default
+
 Why the char-RNN wants this: its matrix products are small, a (32, H) batch times an (H, H)
 matrix at each of 64 time steps, forward and backward. OpenBLAS starts one thread per core by
 default, and on products this small the threads spend longer waking up and waiting for each
@@ -79,3 +81,51 @@ def set_blas_threads(threads: int) -> bool:
         return False
     _function(library, "set_num_threads")(ctypes.c_int(threads))
     return True
+
+
+def _time_training_steps(rounds: int) -> None:
+    """Median time of one char-RNN training step (the demo's model and batch) at H = 128 and 512,
+    vanilla and layernorm, with 1 BLAS thread and with BLAS's default, in alternating rounds."""
+    import statistics
+    import time
+
+    from char_rnn import train_step  # imported here: char_rnn itself imports this module
+    from char_rnn_model import CharRNN, ModelConfig
+
+    import tinygrad_ln as tl
+    from tinygrad_ln import optim
+
+    default = get_blas_threads()
+    if default is None:
+        raise SystemExit("numpy's BLAS is not OpenBLAS here: nothing to measure")
+    vocab_size, seq_len, batch = 103, 64, 32
+    chars = np.random.default_rng(0).integers(0, vocab_size, size=(seq_len + 1, batch))
+    print(f"{os.cpu_count()} cores, BLAS default {default} threads, load average "
+          f"{os.getloadavg()[0]:.2f}; Embedding({vocab_size}, 64) -> RNN(H) -> Linear, T = {seq_len}, batch {batch}, "
+          "Adam, clip 1; median ms per step")
+    print(f"{'H':>4} {'model':<10} {'1 thread':>9} {f'{default} threads':>10} {'ratio':>6}")
+    for hidden in (128, 512):
+        for layer_norm in (False, True):
+            tl.manual_seed(0)
+            model = CharRNN(ModelConfig(vocab_size, hidden=hidden, layer_norm=layer_norm))
+            optimizer = optim.Adam(model.parameters(), lr=2e-3)
+            times: dict[int, list[float]] = {1: [], default: []}
+            for index in range(rounds + 1):  # round 0 warms up (kernels, threads, memory) and is not kept
+                for threads in times:
+                    set_blas_threads(threads)
+                    started = time.perf_counter()
+                    train_step(model, chars[:-1], chars[1:], clip=1.0)
+                    optimizer.step()
+                    if index:
+                        times[threads].append(time.perf_counter() - started)
+            one, many = (1000 * statistics.median(times[threads]) for threads in times)
+            print(f"{hidden:>4} {model.config.kind:<10} {one:>9.1f} {many:>10.1f} {many / one:>6.2f}")
+    set_blas_threads(default)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Time a char-RNN training step with 1 BLAS thread and the default.")
+    parser.add_argument("--rounds", type=int, default=20, help="timed steps per setting")
+    _time_training_steps(parser.parse_args().rounds)

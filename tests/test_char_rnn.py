@@ -254,6 +254,16 @@ def test_learning_rate_schedules():
     assert char_rnn.learning_rate(99, args) == 0.01
 
 
+def test_warm_up_leaves_the_random_state_alone():
+    """The throwaway step before the clock starts must not change the run (it draws init and dropout)."""
+    args = char_rnn.parse_args([*TINY, "--dropout", "0.5", "--layers", "2"])
+    char_rnn.apply_init_from(args, None)
+    tl.manual_seed(4)
+    before = tl.get_rng_state()
+    char_rnn.warm_up(ModelConfig(vocab_size=5, embed=args.embed, hidden=args.hidden, layers=2, dropout=0.5), args)
+    assert tl.get_rng_state() == before
+
+
 def test_blas_threads_can_be_set_and_read_back():
     before = blas_threads.get_blas_threads()
     if before is None:

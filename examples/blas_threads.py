@@ -4,12 +4,12 @@
 
 Why the char-RNN wants this: its matrix products are small, a (32, H) batch times an (H, H)
 matrix at each of 64 time steps, forward and backward. OpenBLAS starts one thread per core by
-default, and on products this small the threads spend longer waking up and waiting for each
-other than multiplying; on a machine shared with other work they wait much longer. Measured on
-the 2-core machine this project is developed on, a training step at H = 128 and H = 512 was never
-more than about 25 % faster with two threads on an idle machine, and 5 to 15 times slower with two
-threads while other jobs ran (bench/README.md, "Threads for the char-RNN"). One thread per
-training process costs little and keeps a run's speed independent of how many cores it sees.
+default, and on products this small the threads spend much of their time waking up and waiting
+for each other; on a machine shared with other work they wait much longer. Measured on the
+2-core machine this project is developed on (bench/README.md, "Threads for the char-RNN"): two
+threads made a training step at H = 128 and 512 12-28 % faster when the machine was idle, and
+about 2 times slower (once 16 times) when other jobs were running. One thread per training
+process costs little and keeps a run's speed independent of how many cores it sees.
 
 How: numpy ships OpenBLAS as a shared library, which exports ``openblas_set_num_threads`` (under
 a prefixed name in numpy's own build). ``ctypes`` finds the loaded library and calls it; the

@@ -8,7 +8,7 @@ default, and on products this small the threads spend much of their time waking 
 for each other; on a machine shared with other work they wait much longer. Measured on the
 2-core machine this project is developed on (bench/README.md, "Threads for the char-RNN"): two
 threads made a training step at H = 128 and 512 12-28 % faster when the machine was idle, and
-about 2 times slower (once 16 times) when other jobs were running. One thread per training
+2 to 4 times slower when other jobs were running. One thread per training
 process costs little and keeps a run's speed independent of how many cores it sees.
 
 How: numpy ships OpenBLAS as a shared library, which exports ``openblas_set_num_threads`` (under

@@ -97,15 +97,15 @@ def has_dot() -> bool:
 
 @contextlib.contextmanager
 def isolated_global_state():
-    """Keep a doc's seeds, print options and grad mode from leaking into other tests."""
+    """Keep a doc's seeds, print options, grad mode and fused mode from leaking into other tests."""
     rng_state = tl.get_rng_state()
-    grad_enabled = autograd.is_grad_enabled()
+    grad_enabled, fused = autograd.modes.grad_enabled, layer_ops.is_fused_enabled()
     try:
-        with np.printoptions():
+        with np.printoptions(), layer_ops.fused(fused):
             yield
     finally:
         tl.set_rng_state(rng_state)
-        autograd._grad_enabled = grad_enabled
+        autograd.modes.grad_enabled = grad_enabled
 
 
 def run_markdown(path: Path) -> list[str]:
@@ -178,6 +178,47 @@ def test_the_apply_excerpt_in_autograd_md_quotes_the_real_method():
     assert len(quoted) >= 8
     missing = [line for line in quoted if line not in source]
     assert not missing, f"docs/autograd.md quotes lines that Function.apply no longer has: {missing}"
+
+
+def _python_function(path: Path, name: str) -> str:
+    """The source of ``def name`` from the python blocks of a Markdown file (up to the next top-level line)."""
+    code = "\n".join(b.code for b in read_blocks(path) if b.language == "python" and b.marker != "no-test")
+    match = re.search(rf"^def {name}\(.*?(?=^\S)", code + "\nEND", flags=re.MULTILINE | re.DOTALL)
+    assert match, f"{path.name} defines no function {name}"
+    return match.group(0).strip()
+
+
+@pytest.mark.parametrize("name", ["show", "backward_by_hand"])
+def test_layernorm_rnn_md_runs_the_same_loop_as_autograd_md(name):
+    # layernorm-rnn.md says it traces the LN-RNN with autograd.md's loop, word for word
+    docs = ROOT / "docs"
+    assert _python_function(docs / "layernorm-rnn.md", name) == _python_function(docs / "autograd.md", name)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_doc_points_at_an_existing_file_and_heading():
+    # renumbered sections must not leave stale anchors behind
+    headings = {path: {_anchor(line.lstrip("#")) for line in path.read_text(encoding="utf-8").splitlines()
+                       if re.match(r"^#{1,6} ", line)}
+                for path in DOC_FILES}
+    broken, checked = [], 0
+    for path in DOC_FILES:
+        text = re.sub(r"^(`{3,}).*?^\1", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+        for target, anchor in re.findall(r"\]\(([\w./-]*?)(?:#([\w-]+))?\)", text):
+            if target.startswith(("http", "mailto")) or (target and not target.endswith(".md")):
+                continue
+            linked = (path.parent / target).resolve() if target else path
+            checked += 1
+            if not linked.exists():
+                broken.append(f"{path.name}: ({target}) does not exist")
+            elif anchor and linked in headings and anchor not in headings[linked]:
+                broken.append(f"{path.name}: ({target}#{anchor}) names no heading of {linked.name}")
+    assert checked > 20
+    assert not broken, "\n".join(broken)
 
 
 # ---- the README's lists -------------------------------------------------------------------------

@@ -283,6 +283,19 @@ def test_layernorm_rnn_md_runs_the_same_loop_as_autograd_md(name):
     assert _python_function(docs / "layernorm-rnn.md", name) == _python_function(docs / "autograd.md", name)
 
 
+def test_the_rnn_initial_state_has_one_name():
+    # docs call the state before step 0 `h0`, the code's name (h_0 .. h_{L-1} are the steps' outputs)
+    from tinygrad_ln import nn
+
+    assert list(inspect.signature(nn.RNN.forward).parameters)[1:3] == ["input", "h0"]
+    assert "hx" in inspect.signature(nn.RNN.forward).parameters
+    assert list(inspect.signature(nn.RNNCell.forward).parameters)[1:3] == ["input", "hx"]
+    other_names = re.compile(r"h_0 = 0|h_\{-1\}|h_-1|initial state (?:is )?`?h_0")
+    wrong = [f"{path.name}: {match.group(0)}" for path in DOC_FILES
+             for match in other_names.finditer(path.read_text(encoding="utf-8"))]
+    assert not wrong, f"the docs call the initial state h0: {wrong}"
+
+
 def _anchor(heading: str) -> str:
     """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")

@@ -81,6 +81,25 @@ def _where(error: Exception) -> str:
     return f" (in {Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()})"
 
 
+def grade_file(filename: str, check: Any) -> Result:
+    """Load your task file and grade it; a file that does not load (a syntax error...) fails."""
+    try:
+        solution = load_task_file(filename)
+    except Exception as error:
+        return Result("FAIL", f"{filename} does not load: {type(error).__name__}: {_first_line(error)}")
+    return grade_task(check, solution)
+
+
+def format_result(number: int, filename: str, result: Result) -> str:
+    """One line per task, and a second line with the hint when there is one."""
+    line = f"{number:2d}  {Path(filename).stem[3:]:<18} {result.status}"
+    if result.problem:
+        line += f"  {result.problem}"
+    if result.hint:
+        line += f"\n{'':23}hint: {result.hint}"
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Grade the tinygrad_ln exercises.")
     parser.add_argument("tasks", nargs="*", type=int, metavar="N", help="task numbers to grade (default: all)")
@@ -97,19 +116,9 @@ def main(argv: list[str] | None = None) -> int:
           else "Grading your files in exercises/.")
     passed = 0
     for number, filename, check in selected:
-        name = Path(filename).stem[3:]
-        if args.reference:
-            result = grade_task(check, reference)
-        else:
-            try:
-                result = grade_task(check, load_task_file(filename))
-            except Exception as error:  # a syntax error, or an error at the top of the file
-                result = Result("FAIL", f"{filename} does not load: {type(error).__name__}: {_first_line(error)}")
+        result = grade_task(check, reference) if args.reference else grade_file(filename, check)
         passed += result.status == "pass"
-        line = f"{number:2d}  {name:<18} {result.status}"
-        print(f"{line}  {result.problem}" if result.problem else line)
-        if result.hint:
-            print(f"{'':23}hint: {result.hint}")
+        print(format_result(number, filename, result))
     print(f"{passed} of {len(selected)} passed.")
     return 0 if passed == len(selected) else 1
 

@@ -280,18 +280,29 @@ def _shared_version(data: np.ndarray, inputs: tuple) -> VersionCounter | None:
 def _record_versions(saved: tuple, inputs: tuple, output: Any) -> tuple:
     """(counter, its value now, the tensor's shape and dtype) for each tensor whose memory ``saved`` holds."""
     records = []
-    tensors = (*inputs, output)
     for array in saved:
         if not isinstance(array, np.ndarray):
             continue
-        owner = next((t for t in tensors if t.data is array), None)  # the common case: an input itself
-        if owner is None and array.base is not None:
-            root = _memory_root(array)
-            owner = next((t for t in tensors if _memory_root(t.data) is root), None)
+        owner = _owner(array, inputs, output)
         if owner is not None:
             counter = owner._version_counter()
             records.append((counter, counter.value, owner.shape, owner.dtype))
     return tuple(records)
+
+
+def _owner(array: np.ndarray, inputs: tuple, output: Any) -> Any:
+    """The input or output tensor whose memory ``array`` is (or views), or None (an array the op made)."""
+    for tensor in inputs:
+        if tensor.data is array:  # the common case: an op saved its input itself
+            return tensor
+    if output.data is array:
+        return output
+    if array.base is not None:
+        root = _memory_root(array)
+        for tensor in (*inputs, output):
+            if _memory_root(tensor.data) is root:
+                return tensor
+    return None
 
 
 def _check_versions(node: Function) -> None:

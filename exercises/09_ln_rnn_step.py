@@ -32,7 +32,7 @@ def ln_rnn_step_backward(
     """Return (dL/da_t, this step's dL/dgain, this step's dL/dbias) for h_t = tanh(LN(a_t)).
 
     Shapes: dh_from_loss, dh_from_next, h and a are (N, H): N examples, H hidden units.
-      dh_from_loss: dL/dh_t through the loss at step t (and at later steps' outputs directly);
+      dh_from_loss: dL/dh_t along the paths that do not go through step t+1 (the loss at step t);
       dh_from_next: dL/dh_t through the next step, da_{t+1} @ W_hh (zeros at the last step);
       h: h_t, the output of this step; a: a_t, the summed inputs of this step.
     gain (H,) is LN's gain; mean and rstd (N,) are a_t's row statistics from forward:

@@ -114,6 +114,14 @@ def test_the_ranges_cover_the_core_and_add_up_to_the_stated_total():
     assert "### The idea in ~300 lines" in README.read_text(encoding="utf-8")
 
 
+def test_the_size_of_the_three_files_is_stated_about_right():
+    stated = re.search(r"three files \(about ([\d,]+) lines\)", README.read_text(encoding="utf-8"))
+    assert stated, "README should say how long tensor.py, autograd.py and ops.py are"
+    actual = sum(len((ROOT / "tinygrad_ln" / name).read_text(encoding="utf-8").splitlines())
+                 for name in ("tensor.py", "autograd.py", "ops.py"))
+    assert abs(int(stated[1].replace(",", "")) - actual) <= 0.1 * actual, f"they have {actual} lines"
+
+
 def test_ranges_do_not_overlap():
     by_file: dict[str, list[Range]] = {}
     for r in written_ranges(reading_path_text()):

@@ -102,7 +102,7 @@ def top_layer_states(model: CharRNN, inputs: np.ndarray) -> tuple[Tensor, np.nda
         logits = model.head(output)
     rnn = model.rnn
     hidden = output.data  # (L, N, H)
-    previous = np.concatenate([np.zeros_like(hidden[:1]), hidden[:-1]])  # h_{t-1}, with h_{-1} = 0
+    previous = np.concatenate([np.zeros_like(hidden[:1]), hidden[:-1]])  # h_{t-1}; before step 0, h0 = 0
     summed = x.data @ rnn.weight_ih_l0.data.T + previous @ rnn.weight_hh_l0.data.T
     if rnn.bias:
         summed += rnn.bias_ih_l0.data + rnn.bias_hh_l0.data

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -81,6 +81,7 @@ HAS = {
     "contiguous": hasattr(Tensor, "contiguous"),
     "all/any": hasattr(Tensor, "all") and hasattr(Tensor, "any"),
     "isclose": hasattr(Tensor, "isclose"),
+    "in-place methods": all(hasattr(Tensor, name) for name in ("add_", "mul_", "fill_", "zero_", "__setitem__")),
 }
 
 
@@ -188,7 +189,27 @@ def _clamp_int_probe() -> bool:
     return Tensor([1, 2]).clamp(max=0.5).tolist() != [0.5, 0.5]
 
 
+def _silently_wrong_after(forward: str, write: str, expected: list[float]) -> bool:
+    """After ``forward`` (over w, requiring grad, and i, m, c) and the in-place ``write``, does backward give
+    a gradient other than ``expected`` (the unmodified program's) instead of raising?"""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    env = {"lib": tl, "w": w, "i": Tensor([1, 0]), "c": Tensor(np.array([False, True])), "x": Tensor(np.zeros(2))}
+    exec(f"v = {forward}", env)  # noqa: S102 - a fixed statement
+    exec(write, env)  # noqa: S102
+    try:
+        env["v"].backward(Tensor(np.ones(2)))
+    except RuntimeError as error:
+        return "modified by an inplace operation" not in str(error)
+    return w.grad.tolist() != expected
+
+
 KNOWN_BUGS = {
+    "index changed in place": KnownBug(
+        "issue 11 item 1", "test_index_tensor_changed_in_place_after_forward",
+        lambda: _silently_wrong_after("w[i]", "i.zero_()", [1.0, 1.0])),
+    "where condition changed in place": KnownBug(
+        "issue 11 item 1", "test_where_condition_changed_in_place_after_forward",
+        lambda: _silently_wrong_after("lib.where(c, w, x)", "c.fill_(True)", [0.0, 1.0])),
     "clamp of int with a float bound": KnownBug("found by the fuzzer", "test_clamp_of_int64_with_float_bound_promotes",
                                                 _clamp_int_probe),
     "clamp of a NaN gradient": KnownBug("found by the fuzzer", "test_clamp_gives_clamped_elements_zero_gradient",
@@ -232,6 +253,10 @@ class Program:
     lines: list[str]
     outputs: list[str] = field(default_factory=list)  # nodes that get backward, in this order
     upstream: list[np.ndarray] = field(default_factory=list)
+    # in-place writes to leaves between forward and backward (``x1.add_(0.5)``), tinygrad_ln only: its
+    # backward must then raise PyTorch's "modified by an inplace operation" error or give the gradients
+    # of the unmodified program, never other numbers
+    mutations: list[str] = field(default_factory=list)
 
     @property
     def node_names(self) -> list[str]:
@@ -275,6 +300,11 @@ class Program:
         )
         lines.append(f"    leaves = [{leaves}]")
         lines.append("    nodes = program(lib, *leaves)")
+        if self.mutations:
+            lines.append("    # in place after the forward: backward must raise \"modified by an inplace operation\" "
+                         "or give the gradients of the unmodified program")
+        for mutation in self.mutations:
+            lines.append("    " + re.sub(r"\b([xv]\d+)\b", r'nodes["\1"]', mutation))
         # torch frees the graph after one backward unless told to keep it; tinygrad_ln always keeps it
         keep = ', **({"retain_graph": True} if lib is torch else {})' if len(self.outputs) > 1 else ""
         for name in self.outputs:
@@ -290,17 +320,20 @@ class Program:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<Program {'; '.join(self.lines)}>"
+        return f"<Program {'; '.join(self.lines + self.mutations)}>"
 
 
 def program_from_source(lines: list[str], leaves: dict[str, tuple[Any, bool]],
-                        upstream: dict[str, Any] | None = None, seed: int = 0) -> Program:
+                        upstream: dict[str, Any] | None = None, seed: int = 0,
+                        mutations: list[str] | None = None) -> Program:
     """A program written by hand (for regression tests): ``leaves`` maps a name to (array, requires_grad).
 
     The outputs are the nodes no later line uses that require grad; their upstream gradients are
-    taken from ``upstream`` (name -> array) or drawn from ``seed``.
+    taken from ``upstream`` (name -> array) or drawn from ``seed``. ``mutations`` are in-place
+    writes made between forward and backward (see ``Program``).
     """
-    program = Program([Leaf(name, np.asarray(array), rg) for name, (array, rg) in leaves.items()], list(lines))
+    program = Program([Leaf(name, np.asarray(array), rg) for name, (array, rg) in leaves.items()], list(lines),
+                      mutations=list(mutations or []))
     values = run_torch(program, backward=False).values
     used = {name for line in program.lines for name in _names_in(line.split(" = ", 1)[1])}
     rng = np.random.default_rng(seed)
@@ -346,6 +379,8 @@ class Run:
 
     values: dict[str, Any]  # name -> the library's tensor
     grads: dict[str, np.ndarray | None]  # leaf name -> gradient
+    forward: dict[str, np.ndarray] = field(default_factory=dict)  # name -> value before any in-place write
+    refused: str = ""  # the "modified by an inplace operation" error backward raised, if it did
 
 
 def _np_dtype(t: Any) -> np.dtype:
@@ -366,6 +401,9 @@ def run_torch(program: Program, float_dtype: Any = None, backward: bool = True) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. "grad and param do not obey the gradient layout contract" for size 0
         values = program.function(without_casts=float_dtype is not None)(torch, *leaves)
+        for t in values.values():
+            if t.requires_grad and t.grad_fn is not None:
+                t.retain_grad()  # every node's gradient, for the scale of the tolerance (see _program_scale)
         if backward:
             for name, grad in zip(program.outputs, program.upstream):
                 out = values[name]
@@ -380,17 +418,28 @@ def run_ours(program: Program, tolerate_runtime_warnings: bool | None = None) ->
     """Run in tinygrad_ln, checking on the way that backward leaves every forward value as it was
     and that nothing warns (PyTorch computes NaN and inf silently; so must we, issue 11 item 14).
 
-    RuntimeWarnings are tolerated while that is a known bug, unless ``tolerate_runtime_warnings`` says.
+    The program's in-place writes happen after the forward values are copied; if backward then
+    refuses with "modified by an inplace operation", ``Run.refused`` holds the message. RuntimeWarnings
+    are tolerated while that is a known bug, unless ``tolerate_runtime_warnings`` says.
     """
     if tolerate_runtime_warnings is None:
         tolerate_runtime_warnings = KNOWN_BUGS["numpy warnings"].present
+    refused = ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         leaves = [Tensor(leaf.array, requires_grad=leaf.requires_grad) for leaf in program.leaves]
         values = program.function()(tl, *leaves)
+        forward = {name: np.array(t.data, copy=True) for name, t in values.items()}
+        for mutation in program.mutations:
+            exec(mutation, {"np": np}, dict(values))  # noqa: S102 - our own generated statement
         before = {name: np.array(t.data, copy=True) for name, t in values.items()}
-        for name, grad in zip(program.outputs, program.upstream):
-            values[name].backward(Tensor(grad, dtype=values[name].dtype))
+        try:
+            for name, grad in zip(program.outputs, program.upstream):
+                values[name].backward(Tensor(grad, dtype=values[name].dtype))
+        except RuntimeError as error:
+            if not program.mutations or "modified by an inplace operation" not in str(error):
+                raise
+            refused = str(error)
     for warning in caught:
         if tolerate_runtime_warnings and issubclass(warning.category, RuntimeWarning):
             continue
@@ -400,7 +449,7 @@ def run_ours(program: Program, tolerate_runtime_warnings: bool | None = None) ->
         if not np.array_equal(t.data, before[name], equal_nan=True):
             raise Mismatch(f"backward changed the forward value of {program.line_of(name)}")
     grads = {leaf.name: None if t.grad is None else t.grad.data for leaf, t in zip(program.leaves, leaves)}
-    return Run(values, grads)
+    return Run(values, grads, forward, refused)
 
 
 def _torch_numpy(t: Any) -> np.ndarray:
@@ -456,8 +505,10 @@ def allowed_error(reference: np.ndarray, drift: np.ndarray, dtype: np.dtype, pro
 
 
 def _program_scale(run: Run, program: Program) -> float:
-    """The largest finite magnitude among the program's values, gradients and upstream gradients (at least 1)."""
+    """The largest finite magnitude among the program's values, the gradients of its leaves and nodes and
+    the upstream gradients (at least 1)."""
     arrays = [_torch_numpy(t) for t in run.values.values()] + [g for g in run.grads.values() if g is not None]
+    arrays += [_torch_numpy(t.grad) for t in run.values.values() if t.grad_fn is not None and t.grad is not None]
     largest = 1.0
     for array in arrays + list(program.upstream):
         if array.dtype.kind == "f":
@@ -486,7 +537,7 @@ def _drift(name: str, shadow32: Run | None, shadow64: Run | None, grads: bool, s
 
 
 class Mismatch(AssertionError):
-    """tinygrad_ln and PyTorch disagree on a node or a gradient."""
+    """tinygrad_ln and PyTorch disagree on a node or a gradient (or tinygrad_ln raised or warned)."""
 
 
 def assert_close(what: str, ours: np.ndarray, theirs: np.ndarray, drift: np.ndarray, precision: np.dtype,
@@ -539,7 +590,10 @@ def compare(program: Program) -> None:
     except Exception as error:
         raise Mismatch(f"tinygrad_ln raised {type(error).__name__}: {error}; PyTorch did not") from error
     precision = working_precision(program, theirs.values)
-    lowest = min(precision.values(), key=lambda d: d.itemsize)  # gradients flow through every node
+    # a gradient may be computed in the dtype of any float tensor of the program: PyTorch's backward
+    # formulas use each input as it is (float64 ** float32 works out exponent - 1 in float32)
+    float_dtypes = [leaf.array.dtype for leaf in program.leaves if leaf.array.dtype.kind == "f"]
+    lowest = min([*precision.values(), *float_dtypes], key=lambda d: d.itemsize)
     scale = _program_scale(theirs, program)
     for name in program.node_names:
         what = program.line_of(name)
@@ -550,16 +604,22 @@ def compare(program: Program) -> None:
             raise Mismatch(f"{what}: requires_grad {mine.requires_grad}, PyTorch {reference.requires_grad}")
         expected = _torch_numpy(reference)
         drift = _drift(name, shadow32, shadow64, False, expected.shape)
-        assert_close(what, np.asarray(mine.data), expected, drift, precision[name], scale)
+        assert_close(what, ours.forward[name], expected, drift, precision[name], scale)
+    if ours.refused:
+        return  # backward refused after an in-place write: allowed, there are no gradients to compare
     for leaf in program.leaves:
         mine, reference = ours.grads[leaf.name], theirs.grads[leaf.name]
+        if program.mutations:
+            what = f"gradient of {leaf.name} after {'; '.join(program.mutations)} (not refused)"
+        else:
+            what = f"gradient of {leaf.name}"
         if (mine is None) != (reference is None):
-            raise Mismatch(f"gradient of {leaf.name}: {'None' if mine is None else 'set'}, PyTorch's "
+            raise Mismatch(f"{what}: {'None' if mine is None else 'set'}, PyTorch's "
                            f"{'None' if reference is None else 'set'}")
         if mine is not None:
             drift = _drift(leaf.name, shadow32, shadow64, True, reference.shape)
             precision_of_grad = min(lowest, np.asarray(mine).dtype, key=lambda d: d.itemsize)
-            assert_close(f"gradient of {leaf.name}", np.asarray(mine), reference, drift, precision_of_grad, scale)
+            assert_close(what, np.asarray(mine), reference, drift, precision_of_grad, scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -602,35 +662,38 @@ def minimize(program: Program) -> Program:
 
 
 def _smaller_versions(program: Program) -> Any:
-    """Programs with one thing less: a line nothing uses, an output's backward, a leaf's requires_grad, a leaf."""
-    used_later = [set().union(*[_names_in(line.split(" = ", 1)[1]) for line in program.lines[i + 1 :]])
-                  for i in range(len(program.lines))]
-    for i in reversed(range(len(program.lines))):
-        name = program.lines[i].split(" = ", 1)[0]
+    """Programs with one thing less: a line nothing uses, a line bypassed, an in-place write, an
+    output's backward, a leaf's requires_grad, a leaf nothing uses."""
+    lines, outputs, upstream = program.lines, program.outputs, program.upstream
+
+    def without_output(name: str) -> dict[str, list]:
+        keep = [k for k, out in enumerate(outputs) if out != name]
+        return {"outputs": [outputs[k] for k in keep], "upstream": [upstream[k] for k in keep]}
+
+    used_later = [set().union(*[_names_in(line.split(" = ", 1)[1]) for line in lines[i + 1 :]])
+                  for i in range(len(lines))]
+    for i in reversed(range(len(lines))):
+        name = lines[i].split(" = ", 1)[0]
         if name not in used_later[i]:
-            keep = [k for k, out in enumerate(program.outputs) if out != name]
-            yield Program(program.leaves, program.lines[:i] + program.lines[i + 1 :],
-                          [program.outputs[k] for k in keep], [program.upstream[k] for k in keep])
-    for i, line in enumerate(program.lines):
-        # a line bypassed: later lines use one of its inputs instead (v2 = -v1; v3 = v2.exp() -> v3 = v1.exp())
+            yield replace(program, lines=lines[:i] + lines[i + 1 :], **without_output(name))
+    for i, line in enumerate(lines):
+        # bypassed: later lines use one of its inputs instead (v2 = -v1; v3 = v2.exp() -> v3 = v1.exp())
         name, expression = line.split(" = ", 1)
         for replacement in sorted(_names_in(expression)):
-            rest = [re.sub(rf"\b{name}\b", replacement, later) for later in program.lines[i + 1 :]]
-            keep = [k for k, out in enumerate(program.outputs) if out != name]
-            yield Program(program.leaves, program.lines[:i] + rest, [program.outputs[k] for k in keep],
-                          [program.upstream[k] for k in keep])
-    for k in range(len(program.outputs)):
-        yield Program(program.leaves, program.lines, program.outputs[:k] + program.outputs[k + 1 :],
-                      program.upstream[:k] + program.upstream[k + 1 :])
-    everything = " ".join(line.split(" = ", 1)[1] for line in program.lines)
+            rest = [re.sub(rf"\b{name}\b", replacement, later) for later in lines[i + 1 :]]
+            yield replace(program, lines=lines[:i] + rest, **without_output(name))
+    for k in range(len(program.mutations)):
+        yield replace(program, mutations=program.mutations[:k] + program.mutations[k + 1 :])
+    for k in range(len(outputs)):
+        yield replace(program, outputs=outputs[:k] + outputs[k + 1 :], upstream=upstream[:k] + upstream[k + 1 :])
+    everything = " ".join([line.split(" = ", 1)[1] for line in lines] + program.mutations)
     for j, leaf in enumerate(program.leaves):
         if leaf.name not in _names_in(everything):
-            yield Program(program.leaves[:j] + program.leaves[j + 1 :], program.lines, program.outputs,
-                          program.upstream)
+            yield replace(program, leaves=program.leaves[:j] + program.leaves[j + 1 :])
         elif leaf.requires_grad:
             leaves = list(program.leaves)
             leaves[j] = Leaf(leaf.name, leaf.array, False)
-            yield Program(leaves, program.lines, program.outputs, program.upstream)
+            yield replace(program, leaves=leaves)
 
 
 def _renumbered(program: Program) -> Program:
@@ -642,7 +705,7 @@ def _renumbered(program: Program) -> Program:
 
     return Program([Leaf(mapping[leaf.name], leaf.array, leaf.requires_grad) for leaf in program.leaves],
                    [rename(line) for line in program.lines], [mapping[o] for o in program.outputs],
-                   list(program.upstream))
+                   list(program.upstream), [rename(m) for m in program.mutations])
 
 
 # --------------------------------------------------------------------------------------------
@@ -833,13 +896,25 @@ class Builder:
         return float(np.diff(values).min()) > margin * (1.0 + float(np.abs(values).max()))
 
     def positive_away_from_zero(self, node: Node) -> bool:
+        """For log, sqrt and bases of powers: exact values (0 and negatives give the same inf and NaN in
+        both libraries) with no tiny magnitude, or every finite value above 0.05."""
+        if node.exact:
+            return not self.tiny(node)
         return self.inside(node, low=0.05)
 
     def nonzero_away_from_zero(self, node: Node) -> bool:
+        """For denominators: exact values with no tiny magnitude (0 is fine), or every finite |value| above 0.05."""
         if node.exact:
-            return True
+            return not self.tiny(node)
         values = node.finite_values()
         return values.size == 0 or float(np.abs(values).min()) > 0.05
+
+    @staticmethod
+    def tiny(node: Node) -> bool:
+        """Any value with 0 < |value| < 0.05? 1 / x of such a value is a huge gradient term, and two of them
+        cancelling in a different order leave a rounding residue far above any fair tolerance."""
+        magnitudes = np.abs(node.finite_values())
+        return bool(((magnitudes > 0) & (magnitudes < 0.05)).any())
 
 
 # ---- op proposals: each returns a Proposal (or None when nothing fits) ---------------------------
@@ -916,6 +991,11 @@ def _pow_ok(b: Builder, base: Node, exponent: Node) -> bool:
     return b.positive_away_from_zero(base) and b.inside(exponent, -3.5, 3.5, exact_ok=False)
 
 
+def _has_negative_zero_or_infinity(node: Node) -> bool:
+    value = node.value.detach()
+    return bool(((value == 0) & value.signbit()).any() or (value == -math.inf).any())
+
+
 def _negative_int_exponent(exponent: Node) -> bool:
     if KNOWN_BUGS["int ** negative int tensor"].present and exponent.is_int and bool((exponent.value < 0).any()):
         event("avoided (known bug): int ** negative int tensor")
@@ -937,6 +1017,10 @@ def propose_binary(b: Builder) -> Proposal | None:
             if exponent < 0 and not b.nonzero_away_from_zero(a):
                 return None
             if not b.inside(a, -30, 30, exact_ok=False):
+                return None
+            if exponent == -0.5 and _has_negative_zero_or_infinity(a):
+                # PyTorch computes x ** -0.5 as rsqrt(x): NaN at -inf and -inf at -0.0, where IEEE pow (C,
+                # numpy, tinygrad_ln) gives +0 and +inf. A quirk of PyTorch's, not a rule worth copying.
                 return None
             return Proposal(f"{a.name} ** {exponent!r}", [a], exact=False)
         scalar = b.draw(st.sampled_from(SCALARS))
@@ -1421,4 +1505,32 @@ def programs(draw: Any, max_ops: int = 12) -> Program:
             size = node.value.numel()
             values = draw(st.lists(elements, min_size=size, max_size=size))
             program.upstream.append(np.array(values, dtype=_np_dtype(node.value)).reshape(node.shape))
+    if HAS["in-place methods"] and draw(st.sampled_from([False, False, False, True])):
+        program.mutations = _draw_mutations(draw, builder)
     return program
+
+
+def _draw_mutations(draw: Any, builder: Builder) -> list[str]:
+    """In-place writes to leaves the program used and that do not require grad (PyTorch refuses those)."""
+    used = builder.used
+    targets = [n for n in builder.nodes if n.name.startswith("x") and n.name in used and not n.value.requires_grad]
+    if not targets:
+        return []
+    mutations = []
+    if KNOWN_BUGS["index changed in place"].present or KNOWN_BUGS["where condition changed in place"].present:
+        targets = [n for n in targets if n.is_float]  # int and bool leaves are indices, masks, conditions
+        if not targets:
+            return []
+    for target in draw(st.lists(st.sampled_from(targets), min_size=1, max_size=2, unique_by=lambda n: n.name)):
+        x = target.name
+        if target.is_bool:
+            choices = [f"{x}.fill_(True)", f"{x}.fill_(False)"]
+        elif target.is_int:
+            choices = [f"{x}.zero_()", f"{x}.fill_(0)"]  # still valid indices
+        else:
+            choices = [f"{x}.add_(0.5)", f"{x}.mul_(2)", f"{x}.fill_(1.5)", f"{x}.zero_()", f"{x}.sub_(1)",
+                       f"{x}.div_(2)"]
+            if target.ndim >= 1 and target.shape[0] > 0:
+                choices.append(f"{x}[0] = 2.5")
+        mutations.append(draw(st.sampled_from(choices)))
+    return mutations

@@ -120,6 +120,36 @@ def test_clamp_gives_clamped_elements_zero_gradient():
     check(["v1 = x0.clamp(min=0)", "v2 = v1.log()"], {"v2": [0.0, 1.0]}, x0=(f64([-1.0, 2.0]), True))
 
 
+# ---- in-place writes after the forward (issue 11 item 1): backward must raise or be right -------------
+
+
+def check_after_write(lines: list[str], write: str, **leaves: tuple) -> None:
+    """After the forward, ``write`` changes a leaf in place: tinygrad_ln's backward must raise PyTorch's
+    "modified by an inplace operation" error or give the gradients of the unmodified program."""
+    compare(program_from_source(lines, leaves, mutations=[write]))
+
+
+@pending("an index tensor changed in place after the forward: backward scatters to the new positions")
+def test_index_tensor_changed_in_place_after_forward():
+    check_after_write(["v2 = x0[x1]"], "x1.zero_()", x0=(f64([1.0, 2.0]), True), x1=(i64([1, 0]), False))
+
+
+@pending("a boolean mask changed in place after the forward: backward uses the new mask (or fails to broadcast)")
+def test_mask_changed_in_place_after_forward():
+    check_after_write(["v2 = x0[x1]"], "x1.fill_(True)", x0=(f64([1.0, 2.0, 3.0]), True),
+                      x1=(np.array([False, True, True]), False))
+
+
+@pending("a where condition changed in place after the forward: backward routes the gradient by the new one")
+def test_where_condition_changed_in_place_after_forward():
+    check_after_write(["v3 = lib.where(x1, x0, x2)"], "x1.fill_(True)", x0=(f64([1.0, 2.0]), True),
+                      x1=(np.array([False, True]), False), x2=(f64([0.0, 0.0]), True))
+
+
+def test_factor_changed_in_place_after_forward_is_refused():
+    check_after_write(["v2 = x0 * x1"], "x1.add_(1.0)", x0=(f64([1.0, 2.0]), True), x1=(f64([3.0, 4.0]), False))
+
+
 # ---- integer tensors -----------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from . import buffers, kernels
 from .autograd import Function
 from .random import generator
+from .threads import blas_threads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -338,8 +339,9 @@ class CrossEntropy(_ClassificationLoss):
 def _recurrent_weight_grad(d_summed: np.ndarray, hidden: np.ndarray, h0: np.ndarray) -> np.ndarray:
     """dW = sum_t da_t^T h_{t-1} over all steps, with h_{-1} = h0: two matmuls, no copies."""
     size = hidden.shape[-1]
-    later = d_summed[1:].reshape(-1, size).T @ hidden[:-1].reshape(-1, size)
-    return later + d_summed[0].T @ h0.astype(hidden.dtype, copy=False)
+    with blas_threads(hidden.size * size):
+        later = d_summed[1:].reshape(-1, size).T @ hidden[:-1].reshape(-1, size)
+        return later + d_summed[0].T @ h0.astype(hidden.dtype, copy=False)
 
 
 class RNNRecurrence(Function):
@@ -356,14 +358,15 @@ class RNNRecurrence(Function):
         weight_t = np.ascontiguousarray(weight.T.astype(projected.dtype, copy=False))
         hidden = buffers.empty(projected.shape, projected.dtype)
         h = h0.astype(projected.dtype, copy=False)
-        for t in range(projected.shape[0]):
-            np.matmul(h, weight_t, out=hidden[t])
-            hidden[t] += projected[t]
-            if self.relu:
-                np.maximum(hidden[t], 0, out=hidden[t])
-            else:
-                np.tanh(hidden[t], out=hidden[t])
-            h = hidden[t]
+        with blas_threads(h.size * weight.shape[0]):  # one small product per step
+            for t in range(projected.shape[0]):
+                np.matmul(h, weight_t, out=hidden[t])
+                hidden[t] += projected[t]
+                if self.relu:
+                    np.maximum(hidden[t], 0, out=hidden[t])
+                else:
+                    np.tanh(hidden[t], out=hidden[t])
+                h = hidden[t]
         self.save_for_backward(hidden, h0, weight)
         return hidden
 
@@ -376,10 +379,11 @@ class RNNRecurrence(Function):
         g = np.ascontiguousarray(g, dtype=hidden.dtype)
         d_summed = buffers.empty(hidden.shape, hidden.dtype)
         dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
-        for t in range(length - 1, -1, -1):
-            kernels.rnn_step_backward(g[t].reshape(-1), dh_next.reshape(-1), hidden[t].reshape(-1), self.relu,
-                                      d_summed[t].reshape(-1))
-            np.matmul(d_summed[t], weight, out=dh_next)
+        with blas_threads(batch * size * size):
+            for t in range(length - 1, -1, -1):
+                kernels.rnn_step_backward(g[t].reshape(-1), dh_next.reshape(-1), hidden[t].reshape(-1), self.relu,
+                                          d_summed[t].reshape(-1))
+                np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight = self.needs_input_grad
         d_weight = None
         if need_weight:
@@ -406,12 +410,13 @@ class LayerNormRNNRecurrence(Function):
         hidden = buffers.empty(projected.shape, projected.dtype)
         means, rstds = np.empty((length, batch)), np.empty((length, batch))  # float64, for the backward
         h = h0.astype(dtype, copy=False)
-        for t in range(length):
-            np.matmul(h, weight_t, out=summed[t])
-            summed[t] += projected[t]
-            kernels.layer_norm_forward(summed[t], gain, bias, float(eps), hidden[t], means[t], rstds[t])
-            np.tanh(hidden[t], out=hidden[t])
-            h = hidden[t]
+        with blas_threads(h.size * weight.shape[0]):  # one small product per step
+            for t in range(length):
+                np.matmul(h, weight_t, out=summed[t])
+                summed[t] += projected[t]
+                kernels.layer_norm_forward(summed[t], gain, bias, float(eps), hidden[t], means[t], rstds[t])
+                np.tanh(hidden[t], out=hidden[t])
+                h = hidden[t]
         self.save_for_backward(summed, hidden, h0, weight, gain, means, rstds)
         return hidden
 
@@ -427,10 +432,11 @@ class LayerNormRNNRecurrence(Function):
         d_gain = np.zeros(size, np.float64)  # summed over every step and row: accumulate in float64
         d_bias = np.zeros(size, np.float64)
         dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
-        for t in range(length - 1, -1, -1):
-            kernels.layer_norm_tanh_backward(g[t], dh_next, hidden[t], summed[t], gain, means[t], rstds[t],
-                                             d_summed[t], d_gain, d_bias)
-            np.matmul(d_summed[t], weight, out=dh_next)
+        with blas_threads(batch * size * size):
+            for t in range(length - 1, -1, -1):
+                kernels.layer_norm_tanh_backward(g[t], dh_next, hidden[t], summed[t], gain, means[t], rstds[t],
+                                                 d_summed[t], d_gain, d_bias)
+                np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight, need_gain, need_bias = self.needs_input_grad
         d_weight = None
         if need_weight:

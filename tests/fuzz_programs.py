@@ -203,7 +203,27 @@ def _silently_wrong_after(forward: str, write: str, expected: list[float]) -> bo
     return w.grad.tolist() != expected
 
 
+def _cross_entropy_ignored_nan_probe() -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = tl.nn.functional.cross_entropy(Tensor(np.array([[0.0, 0.0], [np.nan, 0.0]])), Tensor([0, -100]))
+    return bool(np.isnan(loss.item()))
+
+
+def _empty_embedding_probe() -> bool:
+    weight = Tensor(np.zeros((1, 0)), requires_grad=True)
+    tl.nn.functional.embedding(Tensor([0]), weight).backward(Tensor(np.zeros((1, 0))))
+    return False
+
+
 KNOWN_BUGS = {
+    "layer_norm over an empty dim": KnownBug(
+        "found by the fuzzer", "test_layer_norm_over_an_empty_dim_gives_an_empty_result",
+        lambda: _raises(lambda: tl.nn.functional.layer_norm(Tensor(np.zeros((2, 0))), (0,)))),
+    "cross_entropy with NaN in an ignored row": KnownBug(
+        "found by the fuzzer", "test_cross_entropy_ignores_nan_logits_of_ignored_rows", _cross_entropy_ignored_nan_probe),
+    "embedding of width 0": KnownBug("found by the fuzzer", "test_embedding_of_width_0_backward",
+                                     _empty_embedding_probe),
     "index changed in place": KnownBug(
         "issue 11 item 1", "test_index_tensor_changed_in_place_after_forward",
         lambda: _silently_wrong_after("w[i]", "i.zero_()", [1.0, 1.0])),
@@ -588,6 +608,9 @@ def compare(program: Program) -> None:
     except Mismatch:
         raise
     except Exception as error:
+        if program.mutations:
+            raise Mismatch(f"tinygrad_ln raised {type(error).__name__}: {error} after {'; '.join(program.mutations)}; "
+                           "expected PyTorch's 'modified by an inplace operation' or the unmodified gradients") from error
         raise Mismatch(f"tinygrad_ln raised {type(error).__name__}: {error}; PyTorch did not") from error
     precision = working_precision(program, theirs.values)
     # a gradient may be computed in the dtype of any float tensor of the program: PyTorch's backward
@@ -1461,6 +1484,59 @@ def propose_isclose(b: Builder) -> Proposal | None:
     return Proposal(f"{a.name}.isclose({other.name})", [a, other], exact=True)
 
 
+def propose_functional(b: Builder) -> Proposal | None:
+    """``lib.nn.functional``: layer_norm, linear, cross_entropy and embedding (fused ops in tinygrad_ln)."""
+    op = b.draw(st.sampled_from(["layer_norm", "linear", "cross_entropy", "embedding"]))
+    functional = "lib.nn.functional"
+    if op == "embedding":
+        zero_width_bug = KNOWN_BUGS["embedding of width 0"].present
+        weight = b.pick(lambda n: n.is_float and n.ndim == 2 and n.shape[0] > 0 and not (zero_width_bug and n.shape[1] == 0))
+        if weight is None:
+            weight = b.new_leaf((b.draw(st.integers(1, 4)), b.draw(st.integers(1, 3))))
+        shape = tuple(b.draw(st.integers(1, 3)) for _ in range(b.draw(st.integers(1, 2))))
+        rows = _int_array(b, shape, weight.shape[0]) % weight.shape[0]  # embedding takes no negative indices
+        indices = b.new_leaf(shape, np.int64, values=rows)
+        return Proposal(f"{functional}.embedding({indices.name}, {weight.name})", [indices, weight], exact=True)
+    x = b.pick(lambda n: n.is_float and n.ndim >= (2 if op == "cross_entropy" else 1))
+    if x is None:
+        return None
+    dtype = _np_dtype(x.value)  # PyTorch wants the parameters in the input's dtype
+
+    def maybe_parameter(shape: tuple[int, ...]) -> Node | None:
+        if b.draw(st.booleans()):
+            return None
+        return b.operand_like(shape, lambda n: n.value.dtype == x.value.dtype, (dtype,))
+
+    if op == "layer_norm":
+        normalized = x.shape[x.ndim - b.draw(st.integers(1, min(2, x.ndim))) :]
+        if 0 in normalized and KNOWN_BUGS["layer_norm over an empty dim"].present:
+            event("avoided (known bug): layer_norm over an empty dim")
+            return None
+        weight, bias = maybe_parameter(normalized), maybe_parameter(normalized)
+        extra = "".join(f", {k}={p.name}" for k, p in (("weight", weight), ("bias", bias)) if p is not None)
+        inputs = [n for n in (x, weight, bias) if n is not None]
+        return Proposal(f"{functional}.layer_norm({x.name}, {normalized!r}{extra})", inputs, exact=False)
+    if op == "linear":
+        weight = b.operand_like((b.draw(st.integers(1, 3)), x.shape[-1]), lambda n: n.value.dtype == x.value.dtype,
+                                (dtype,))
+        bias = maybe_parameter((weight.shape[0],))
+        extra = f", {bias.name}" if bias is not None else ""
+        return Proposal(f"{functional}.linear({x.name}, {weight.name}{extra})",
+                        [n for n in (x, weight, bias) if n is not None], exact=False)
+    if x.ndim != 2 or x.shape[1] == 0:
+        return None
+    classes = x.shape[1]
+    targets = _int_array(b, (x.shape[0],), classes) % classes
+    targets[[b.draw(st.booleans()) and b.draw(st.booleans()) for _ in range(x.shape[0])]] = -100  # ignored rows
+    if (targets == -100).any() and bool(x.value.isnan().any()) and KNOWN_BUGS["cross_entropy with NaN in an ignored row"].present:
+        event("avoided (known bug): cross_entropy with NaN in an ignored row")
+        return None
+    target = b.new_leaf(targets.shape, np.int64, values=targets)
+    reduction = b.draw(st.sampled_from(["mean", "sum", "none"]))
+    return Proposal(f"{functional}.cross_entropy({x.name}, {target.name}, reduction={reduction!r})", [x, target],
+                    exact=False)
+
+
 # op kind -> (proposer, weight): how often each kind is tried. Indexing has the most cases, so it comes most.
 PROPOSERS = {
     "unary": (propose_unary, 3),
@@ -1475,6 +1551,7 @@ PROPOSERS = {
     "gather by node": (propose_gather_by_node, 1),
     "where": (propose_where, 1),
     "isclose": (propose_isclose, 1),
+    "functional": (propose_functional, 1),
 }
 if not HAS["where"]:
     del PROPOSERS["where"]

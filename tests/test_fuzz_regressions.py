@@ -150,6 +150,26 @@ def test_factor_changed_in_place_after_forward_is_refused():
     check_after_write(["v2 = x0 * x1"], "x1.add_(1.0)", x0=(f64([1.0, 2.0]), True), x1=(f64([3.0, 4.0]), False))
 
 
+# ---- nn.functional ----------------------------------------------------------------------------------------
+
+
+@pending("layer_norm over a dim of size 0 raises ValueError (PyTorch: an empty result)")
+def test_layer_norm_over_an_empty_dim_gives_an_empty_result():
+    check(["v2 = lib.nn.functional.layer_norm(x0, (0,), weight=x1)"], x0=(np.zeros((2, 0)), True),
+          x1=(np.zeros(0), True))
+
+
+@pending("cross_entropy: NaN logits in a row whose target is ignore_index make the loss NaN")
+def test_cross_entropy_ignores_nan_logits_of_ignored_rows():
+    check(["v2 = lib.nn.functional.cross_entropy(x0, x1)"], x0=(f64([[0.0, 1.0, 0.0], [0.0, 0.0, nan]]), True),
+          x1=(i64([1, -100]), False))
+
+
+@pending("embedding with a weight of width 0: backward raises 'cannot reshape array of size 0'")
+def test_embedding_of_width_0_backward():
+    check(["v2 = lib.nn.functional.embedding(x0, x1)"], x0=(i64([0, 0]), False), x1=(np.zeros((1, 0)), True))
+
+
 # ---- integer tensors -----------------------------------------------------------------------------------
 
 

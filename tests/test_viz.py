@@ -16,7 +16,9 @@ import pytest
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn, viz
 from tinygrad_ln.nn import functional as F
+from tinygrad_ln.viz import dot as viz_dot
 from tinygrad_ln.viz import draw_graph
+from tinygrad_ln.viz import labels as viz_labels
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="the Graphviz 'dot' program is not installed "
@@ -50,7 +52,7 @@ class Dot:
 
     def kind(self, name: str) -> str:
         fill = re.search(r'fillcolor="(#\w+)"', self.nodes[name][1]).group(1)
-        return next(kind for kind, (colour, _, _) in viz._STYLES.items() if colour == fill)
+        return next(kind for kind, (colour, _, _) in viz_dot.STYLES.items() if colour == fill)
 
     def names_of(self, kind: str) -> list[str]:
         return [name for name in self.nodes if self.kind(name) == kind]
@@ -158,22 +160,22 @@ def test_gradient_norms_match_backward_and_leave_grads_alone():
     dot = Dot(draw_graph(loss, {"x": x, "W": w, "b": b}).source)
     assert np.array_equal(x.grad.numpy(), x_grad)  # drawing never touches .grad
     tanh = next(n for n in dot.names_of("op") if dot.nodes[n][0] == "tanh")
-    assert grad_text(dot.labels[tanh]) == viz._number(float(np.linalg.norm(h.grad.numpy())))
+    assert grad_text(dot.labels[tanh]) == viz_labels.number(float(np.linalg.norm(h.grad.numpy())))
     weight = next(n for n in dot.names_of("parameter") if dot.nodes[n][0] == "W")
-    assert grad_text(dot.labels[weight]) == viz._number(float(np.linalg.norm(w.grad.numpy())))
+    assert grad_text(dot.labels[weight]) == viz_labels.number(float(np.linalg.norm(w.grad.numpy())))
     assert "|grad|" in dot.source.split("\n")[4]  # the legend shows the colour scale
     assert "|grad|" not in draw_graph(loss, show_grad=False).source
 
 
-@pytest.mark.parametrize("scale, colour", [(1e-9, viz._VANISHING_COLOUR), (1e6, viz._EXPLODING_COLOUR)])
+@pytest.mark.parametrize("scale, colour", [(1e-9, viz_labels.VANISHING_COLOUR), (1e6, viz_labels.EXPLODING_COLOUR)])
 def test_vanishing_and_exploding_gradients_are_flagged(scale, colour):
     x = Tensor.randn(5, requires_grad=True)
     loss = (x * scale).sum()
     loss.backward()
     label = Dot(draw_graph(loss).source).labels["leaf0"]
     assert f'BGCOLOR="{colour}"' in label
-    healthy = viz._grad_colour(0.1)
-    assert healthy not in (viz._VANISHING_COLOUR, viz._EXPLODING_COLOUR)
+    healthy = viz_labels.grad_colour(0.1)
+    assert healthy not in (viz_labels.VANISHING_COLOUR, viz_labels.EXPLODING_COLOUR)
 
 
 # ---- modules: frames, collapsed boxes, parameter names ------------------------------------------
@@ -311,10 +313,10 @@ def test_a_loop_written_by_hand_folds_too():
 
 
 def test_number_formats():
-    assert [viz._number(x) for x in (0.0, 0.03123, 4.0, 1234.5, 3.1e-5, -2e9)] == [
+    assert [viz_labels.number(x) for x in (0.0, 0.03123, 4.0, 1234.5, 3.1e-5, -2e9)] == [
         "0", "0.0312", "4", "1.23e3", "3.1e-5", "-2.0e9"]
-    assert [viz._constant(x) for x in (1e-5, 1.0001, 2.0)] == ["1e-5", "1.0001", "2"]
-    assert viz._index_text((slice(None), slice(None, -1), 3)) == "[:, :-1, 3]"
+    assert [viz_labels.constant(x) for x in (1e-5, 1.0001, 2.0)] == ["1e-5", "1.0001", "2"]
+    assert viz_labels.index_text((slice(None), slice(None, -1), 3)) == "[:, :-1, 3]"
 
 
 # ---- determinism --------------------------------------------------------------------------------

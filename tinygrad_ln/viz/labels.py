@@ -12,7 +12,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .fold import Item
-from .saved import saved_arrays
+from .saved import held_arrays, saved_bytes
 
 # Gradient norms outside [VANISHING, EXPLODING] are flagged.
 VANISHING = 1e-6
@@ -189,10 +189,11 @@ class Labels:
         rows = [dim_line(", ".join(details))] if details else []
         rows.append(self._output_shape_line(i))
         if self.show_saved:
-            saved = saved_arrays(node)
+            saved = held_arrays(node)
             if saved:
-                shapes = [shape_text(a.shape) + ("" if a.dtype == np.float32 else f" {a.dtype}") for a in saved]
-                rows.append(dim_line("saved for backward:", 8))
+                shapes = [f"{where} {shape_text(a.shape)}" + ("" if a.dtype == np.float32 else f" {a.dtype}")
+                          for where, a in saved]
+                rows.append(dim_line(f"saved for backward: {bytes_text(saved_bytes([node]))}", 8))
                 rows += [dim_line(line) for line in wrap(shapes, 36)]
         if self.op_norms is not None:
             rows.append(grad_cell(self.op_norms[i]))
@@ -223,7 +224,7 @@ class Labels:
         return ops[-1]
 
     def _saved_bytes(self, ops: Iterable[int]) -> int:
-        return sum(a.nbytes for i in ops for a in saved_arrays(self.graph.ops[i]))
+        return saved_bytes(self.graph.ops[i] for i in ops)
 
     def module_label(self, index: int, item: Item) -> str:
         module = item.module

@@ -1,15 +1,18 @@
 """Emitting DOT: styles of each kind of node, frames, edges, the legend, and the ``Digraph``
-whose rendering explains how to install Graphviz when ``dot`` is missing."""
+whose rendering explains how to install Graphviz, keeps bitmaps within cairo's size limit and
+shows itself in Jupyter."""
 
 from __future__ import annotations
 
 import html
+import struct
+import warnings
 from typing import Any
 
 import graphviz
 
 from .fold import Cluster
-from .labels import DIM_TEXT, grad_colour, grad_text_colour
+from .labels import DIM_TEXT, Labels, grad_colour, grad_text_colour
 
 FONT = "Helvetica,Arial,sans-serif"
 EDGE_COLOUR = "#666666"
@@ -33,6 +36,11 @@ LEGEND_TEXT = {
     "steps": "repeated steps (folded)",
     "more": "not drawn (max_nodes)",
 }
+# Bitmaps (PNG...) are drawn at most this many pixels wide and high: cairo refuses more than
+# 32767, and a 16000 x 21000 px picture takes over a gigabyte to draw. SVG has no cap.
+MAX_BITMAP_PIXELS = 8000
+BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
+_DPI = 96  # graphviz's default for bitmaps
 
 
 class GraphvizNotFound(graphviz.ExecutableNotFound):
@@ -49,31 +57,83 @@ class GraphvizNotFound(graphviz.ExecutableNotFound):
 
 
 class Digraph(graphviz.Digraph):
-    """A ``graphviz.Digraph`` whose rendering explains how to install Graphviz when ``dot`` is missing."""
+    """A ``graphviz.Digraph`` that explains how to install Graphviz when ``dot`` is missing, draws
+    bitmaps at most MAX_BITMAP_PIXELS a side (saying so when it had to shrink one), and shows
+    itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``)."""
 
-    def pipe(self, *args: Any, **kwargs: Any) -> Any:
+    def pipe(self, format: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """As ``graphviz.Digraph.pipe``: the rendered bytes (or text, with ``encoding``)."""
+        fmt = format or self.format
         try:
-            return super().pipe(*args, **kwargs)
+            with _bitmap_cap(self, fmt):
+                result = super().pipe(format, *args, **kwargs)
         except graphviz.ExecutableNotFound as error:
             raise GraphvizNotFound(str(error)) from None
+        if fmt == "png" and isinstance(result, bytes):
+            _warn_if_shrunk(result[:24])
+        return result
 
     def render(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``graphviz.Digraph.render``: writes the picture and returns its path."""
+        fmt = kwargs.get("format") or (args[4] if len(args) > 4 else None) or self.format
+        outfile = kwargs.get("outfile")
+        if outfile is not None and kwargs.get("format") is None:
+            fmt = str(outfile).rsplit(".", 1)[-1].lower()
         try:
-            return super().render(*args, **kwargs)
+            with _bitmap_cap(self, fmt):
+                path = super().render(*args, **kwargs)
         except graphviz.ExecutableNotFound as error:
             raise GraphvizNotFound(str(error)) from None
+        if fmt == "png":
+            with open(path, "rb") as f:
+                _warn_if_shrunk(f.read(24))
+        return path
+
+    def _repr_svg_(self) -> str:
+        """The picture as SVG text, for Jupyter."""
+        return self.pipe(format="svg", encoding="utf-8")
+
+
+class _bitmap_cap:
+    """Within it, a bitmap format gets graphviz's ``size`` attribute: shrink to fit the cap."""
+
+    def __init__(self, graph: Digraph, fmt: str | None) -> None:
+        self.graph, self.active = graph, (fmt or "").lower() in BITMAP_FORMATS
+        self.previous: str | None = None
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = self.graph.graph_attr.get("size")
+            inches = MAX_BITMAP_PIXELS / _DPI
+            self.graph.graph_attr["size"] = f"{inches:.2f},{inches:.2f}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            if self.previous is None:
+                del self.graph.graph_attr["size"]
+            else:
+                self.graph.graph_attr["size"] = self.previous
+
+
+def _warn_if_shrunk(header: bytes) -> None:
+    """Warn when a PNG (its first 24 bytes) came out at the cap: the picture was shrunk to fit."""
+    if len(header) < 24 or header[:8] != b"\x89PNG\r\n\x1a\n":
+        return
+    width, height = struct.unpack(">II", header[16:24])
+    if max(width, height) >= MAX_BITMAP_PIXELS - 2:
+        warnings.warn(f"draw_graph: the PNG was shrunk to {width} x {height} px to stay within "
+                      f"{MAX_BITMAP_PIXELS} px a side; render format='svg' to see it at full size", stacklevel=3)
 
 
 class Emitter:
     """Writes a drawing (items, frames, edges) and its labels as a ``Digraph``."""
 
-    def __init__(self, drawing: Any, labels: Any) -> None:
+    def __init__(self, drawing: Any, labels: Labels) -> None:
         self.drawing, self.labels = drawing, labels
         self.graph, self.items, self.clusters = drawing.graph, drawing.items, drawing.clusters
-        self.planner = drawing.planner
-        self.op_norms = drawing.op_norms
 
-    def _node_name(self, index: int) -> str:
+    def node_name(self, index: int) -> str:
+        """A name from the item's position in the graph, never from ``id()``: stable DOT text."""
         item = self.items[index]
         if item.kind == "op":
             return f"op{item.ops[0]}"
@@ -99,19 +159,19 @@ class Emitter:
         else:
             label = self.labels.more_label(item)
         fill, border, attributes = STYLES[kind]
-        return {"label": label, "fillcolor": fill, "color": border, **attributes}
+        return {"label": label, "tooltip": self.labels.tooltip(index), "fillcolor": fill, "color": border,
+                **attributes}
 
-    def emit(self, rankdir: str, title: str | None, legend: bool) -> Digraph:
+    def emit(self, rankdir: str, header: str, graph_attributes: dict[str, str]) -> Digraph:
+        """The whole picture as a ``Digraph``: frames nested, nodes in forward order, then edges."""
         dot = Digraph(
             "autograd_graph",
             graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.25", "ranksep": "0.35",
-                        "bgcolor": "white", "labelloc": "t", "labeljust": "l"},
+                        "bgcolor": "white", "labelloc": "t", "labeljust": "l", **graph_attributes},
             node_attr={"fontname": FONT, "fontsize": "11", "margin": "0.12,0.05", "penwidth": "1.2"},
             edge_attr={"color": EDGE_COLOUR, "arrowsize": "0.6", "fontname": FONT, "fontsize": "9",
                        "fontcolor": DIM_TEXT},
         )
-        kinds_drawn = {self.items[i].kind for i in self.drawing.visible}
-        header = self._header(title, kinds_drawn if legend else set(), legend and self.op_norms is not None)
         if header:
             dot.attr(label=header)
         # entries of each frame: (order, 'item' | 'cluster', index)
@@ -119,7 +179,7 @@ class Emitter:
         for index in self.drawing.visible:
             item = self.items[index]
             entries.setdefault(item.cluster, []).append((item.order, 0, index))
-        used_clusters = self._clusters_in_use(entries)
+        used_clusters = clusters_in_use(self.clusters, entries)
         for c in sorted(used_clusters):
             entries.setdefault(self.clusters[c].parent, []).append((self.clusters[c].order, 1, c))
         built: dict[int, Digraph] = {}
@@ -132,35 +192,29 @@ class Emitter:
             attributes = {"label": f" ×{n}"} if n > 1 else {}
             if self.items[a].kind == "more":
                 attributes.update(style="dashed", color="#aaaaaa")
-            dot.edge(self._node_name(a), self._node_name(b), **attributes)
+            dot.edge(self.node_name(a), self.node_name(b), **attributes)
         visible = set(self.drawing.visible)
+        for index, n in self.drawing.loops.items():
+            if index in visible:  # the recurrence between folded steps: a loop back into the box
+                steps = len(self.items[index].steps)
+                dot.edge(self.node_name(index), self.node_name(index), label=f" ×{steps}", penwidth="1.6",
+                         color="#555555", tooltip=f"each folded step reads the step before it ({n} tensors in all)")
         for k, root in enumerate(self.graph.roots):
             name = "output" if k == 0 else f"output{k}"
             fill, border, attributes = STYLES["output"]
-            dot.node(name, self.labels.output_label(root), fillcolor=fill, color=border, **attributes)
-            j = self.graph.producer(root)
-            if j is None:
-                item = self.drawing.item_of_leaf[self.graph.leaf_position[id(root)]]
-            else:
-                item = self.planner.item_of_op[j]
+            dot.node(name, self.labels.output_label(root), fillcolor=fill, color=border,
+                     tooltip=f"the tensor draw_graph was given{'' if k == 0 else f' ({k + 1})'}", **attributes)
+            item = self.drawing.item_of(root)
             if item is not None and item in visible:
-                dot.edge(self._node_name(item), name)
+                dot.edge(self.node_name(item), name)
         return dot
-
-    def _clusters_in_use(self, entries: dict[int | None, list]) -> set[int]:
-        used: set[int] = set()
-        for c in entries:
-            while c is not None and c not in used:
-                used.add(c)
-                c = self.clusters[c].parent
-        return used
 
     def _fill(self, dot: Digraph, entries: list[tuple[float, int, int]], built: dict[int, Digraph]) -> None:
         for _, is_cluster, index in sorted(entries):
             if is_cluster:
                 dot.subgraph(built[index])
             else:
-                dot.node(self._node_name(index), **self._node_attributes(index))
+                dot.node(self.node_name(index), **self._node_attributes(index))
 
     @staticmethod
     def _cluster_attributes(cluster: Cluster) -> dict[str, str]:
@@ -171,27 +225,45 @@ class Emitter:
         return {**common, "label": cluster.label, "style": "dashed,rounded", "color": "#8a8a8a",
                 "fontcolor": "#555555", "fontsize": "11"}
 
-    def _header(self, title: str | None, kinds: set[str], scale: bool) -> str:
-        rows = []
-        if title:
-            rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="16"><B>{html.escape(title)}</B></FONT></TD></TR>')
-        if kinds:
-            chips = []
-            for kind in ("op", "parameter", "input", "module", "steps", "output", "more"):
-                if kind in kinds or kind == "output":
-                    fill, border, _ = STYLES[kind]
-                    chips.append(f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" CELLPADDING="3">'
-                                 f'<FONT POINT-SIZE="9">{LEGEND_TEXT[kind]}</FONT></TD>')
-            rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="0"><TR>'
-                        + "".join(chips) + "</TR></TABLE></TD></TR>")
-        if scale:
-            cells = ['<TD><FONT POINT-SIZE="9">|grad|:</FONT></TD>']
-            for norm, text in ((1e-7, "&lt; 1e-6 vanishing"), (1e-4, "1e-4"), (1e-2, "1e-2"), (1.0, "1"),
-                               (1e2, "1e2"), (1e4, "&gt; 1e3 exploding")):
-                cells.append(f'<TD BGCOLOR="{grad_colour(norm)}" BORDER="1" COLOR="#9a9a9a" CELLPADDING="3">'
-                             f'<FONT POINT-SIZE="9" COLOR="{grad_text_colour(norm)}">{text}</FONT></TD>')
-            rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
-                        + "".join(cells) + "</TR></TABLE></TD></TR>")
-        if not rows:
-            return ""
-        return '<<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"
+
+def clusters_in_use(clusters: list[Cluster], entries: Any) -> set[int]:
+    """The frames holding a drawn item, and the frames around those."""
+    used: set[int] = set()
+    for c in entries:
+        while c is not None and c not in used:
+            used.add(c)
+            c = clusters[c].parent
+    return used
+
+
+def header(title: str | None, notes: list[str], kinds: set[str], gradients_text: str | None) -> str:
+    """The caption above the graph: title, notes (what draw_graph changed and why), the legend of
+    node kinds, and the gradient colour scale with where the gradients come from."""
+    rows = []
+    if title:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="16"><B>{html.escape(title)}</B></FONT></TD></TR>')
+    for note in notes:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{html.escape(note)}</FONT></TD></TR>')
+    if kinds:
+        chips = []
+        for kind in ("op", "parameter", "input", "module", "steps", "output", "more"):
+            if kind in kinds or kind == "output":
+                fill, border, _ = STYLES[kind]
+                chips.append(f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" CELLPADDING="3">'
+                             f'<FONT POINT-SIZE="9">{LEGEND_TEXT[kind]}</FONT></TD>')
+        rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="0"><TR>'
+                    + "".join(chips) + "</TR></TABLE></TD></TR>")
+    if gradients_text:
+        cells = ['<TD><FONT POINT-SIZE="9">|grad|: </FONT></TD>']
+        for norm, text in ((0.0, "0"), (1e-7, "&lt;1e-6"), (1e-4, "1e-4"), (1e-2, "1e-2"), (1.0, "1"), (1e2, "1e2"),
+                           (1e4, "&gt;1e3")):
+            cells.append(f'<TD BGCOLOR="{grad_colour(norm)}" BORDER="1" COLOR="#9a9a9a" CELLPADDING="2">'
+                         f'<FONT POINT-SIZE="8" COLOR="{grad_text_colour(norm)}">{text}</FONT></TD>')
+        cells.append(f'<TD><FONT POINT-SIZE="8" COLOR="{DIM_TEXT}"> blue: vanishing, red: exploding</FONT></TD>')
+        rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+                    + "".join(cells) + "</TR></TABLE></TD></TR>")
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="8" COLOR="{DIM_TEXT}">'
+                    f"{html.escape(gradients_text)}</FONT></TD></TR>")
+    if not rows:
+        return ""
+    return '<<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"

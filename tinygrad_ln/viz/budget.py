@@ -1,0 +1,102 @@
+"""The render budget: how long ``dot`` will take to lay a drawing out, estimated before it runs.
+
+``dot`` ranks the nodes top to bottom, then turns every edge that skips ranks into a chain of
+invisible points, one per rank skipped, and places all of them with network simplex. Its time
+grows with that whole set of points, roughly with its square. A 64-step loop drawn without
+folding has only ~340 nodes, but the weights and the input projection feed every step from the
+top, so their edges skip hundreds of ranks: ~24,000 points, and minutes of layout. So the
+estimate ranks the drawing as dot would (the longest path from the inputs, with each leaf just
+above its first reader), counts nodes, points and frames, and turns them into seconds with
+coefficients measured on this machine (2 cores, graphviz 2.43; the measurements are in
+docs/viz.md).
+
+For drawings past ``LARGE_POINTS`` points, the graph attributes also cap dot's network-simplex
+iterations (``nslimit``, ``nslimit1``), the part whose time otherwise swings from one second to
+minutes between graphs of the same size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .dot import clusters_in_use
+
+# seconds = SECONDS_PER_POINT * points + SECONDS_PER_POINT_SQUARED * points ** 2, with
+# points = nodes + edges + invisible points + CLUSTER_POINTS per frame
+SECONDS_PER_POINT = 2e-4
+SECONDS_PER_POINT_SQUARED = 1e-7
+CLUSTER_POINTS = 4
+LARGE_POINTS = 1500
+ITERATION_LIMITS = {"nslimit": "2", "nslimit1": "2"}
+
+
+@dataclass(frozen=True)
+class LayoutCost:
+    """The size of a drawing as dot sees it, and the seconds its layout is estimated to take."""
+
+    nodes: int
+    edges: int
+    points: int  # invisible points on edges that skip ranks
+    clusters: int
+    depth: int  # frames inside frames
+
+    @property
+    def size(self) -> int:
+        return self.nodes + self.edges + self.points + CLUSTER_POINTS * self.clusters
+
+    @property
+    def seconds(self) -> float:
+        """Estimated layout time with ``graph_attributes`` applied."""
+        return SECONDS_PER_POINT * self.size + SECONDS_PER_POINT_SQUARED * self.size ** 2
+
+    def graph_attributes(self) -> dict[str, str]:
+        """dot attributes for this drawing: iteration limits when it is large."""
+        return dict(ITERATION_LIMITS) if self.size > LARGE_POINTS else {}
+
+
+def layout_cost(drawing: Any) -> LayoutCost:
+    """Count what dot will lay out: the drawn items, the outputs, the edges and their ranks."""
+    names = list(drawing.visible) + [("output", k) for k in range(len(drawing.graph.roots))]
+    edges = [(a, b) for a, b in drawing.edges]
+    for k, root in enumerate(drawing.graph.roots):
+        item = drawing.item_of(root)
+        if item is not None and item in set(drawing.visible):
+            edges.append((item, ("output", k)))
+    entries = {drawing.items[i].cluster for i in drawing.visible}
+    used = clusters_in_use(drawing.clusters, entries)
+    depth = 0
+    for c in used:
+        d = 0
+        while c is not None:
+            c, d = drawing.clusters[c].parent, d + 1
+        depth = max(depth, d)
+    return LayoutCost(len(names), len(edges) + len(drawing.loops), skipped_ranks(names, edges), len(used), depth)
+
+
+def skipped_ranks(nodes: list[Any], edges: list[tuple[Any, Any]]) -> int:
+    """How many ranks the edges skip in all, ranking as dot roughly does: each node one rank below
+    its lowest input (longest path), then each node pulled down to just above its first reader."""
+    readers: dict[Any, list[Any]] = {n: [] for n in nodes}
+    waiting = dict.fromkeys(nodes, 0)
+    for a, b in edges:
+        if a != b:
+            readers[a].append(b)
+            waiting[b] += 1
+    order, queue = [], deque(n for n in nodes if waiting[n] == 0)
+    while queue:
+        node = queue.popleft()
+        order.append(node)
+        for reader in readers[node]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                queue.append(reader)
+    rank = dict.fromkeys(nodes, 0)
+    for node in order:
+        for reader in readers[node]:
+            rank[reader] = max(rank[reader], rank[node] + 1)
+    for node in reversed(order):
+        if readers[node]:
+            rank[node] = min(rank[r] for r in readers[node]) - 1
+    return sum(max(rank[b] - rank[a] - 1, 0) for a, b in edges if a != b)

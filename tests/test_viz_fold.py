@@ -36,6 +36,7 @@ def test_rnn_steps_fold_into_one_drawn_step_and_a_summary():
     # the recurrence: step 0's h feeds the folded steps, which loop back on themselves
     tanh = dot.named("tanh")
     assert (tanh, steps, 1) in dot.edges and (steps, steps, 15) in dot.edges
+    assert "penwidth" in dot.edge_attributes[(tanh, steps)]  # drawn heavier than the others
     unfolded = Dot(draw_graph(loss, params=model, fold=False, budget=None).source)
     assert unfolded.titles("op").count("tanh") == 16 and unfolded.titles("steps") == []
 

@@ -18,7 +18,7 @@ needs_dot = pytest.mark.skipif(not HAS_DOT, reason="the Graphviz 'dot' program i
                                                    "(apt-get install graphviz / brew install graphviz)")
 
 NODE = re.compile(r"^\t+(\w+) \[label=<(.*)> (.*)\]$")
-EDGE = re.compile(r"^\t+(\w+) -> (\w+)(?: \[label=\" ×(\d+)\"(.*)\])?$")
+EDGE = re.compile(r"^\t+(\w+) -> (\w+)(?: \[(.*)\])?$")
 
 
 class Dot:
@@ -29,6 +29,7 @@ class Dot:
         self.nodes: dict[str, tuple[str, str]] = {}  # name -> (title, attribute text)
         self.labels: dict[str, str] = {}
         self.edges: list[tuple[str, str, int]] = []
+        self.edge_attributes: dict[tuple[str, str], str] = {}
         self.clusters: list[str] = []
         lines = source.splitlines()
         for k, line in enumerate(lines):
@@ -37,7 +38,9 @@ class Dot:
                 self.nodes[name] = (re.search(r"<B>(.*?)</B>", label).group(1), attributes)
                 self.labels[name] = label
             elif match := EDGE.match(line):
-                self.edges.append((match[1], match[2], int(match[3] or 1)))
+                count = re.search(r'xlabel=" ×(\d+)"', match[3] or "")
+                self.edges.append((match[1], match[2], int(count[1]) if count else 1))
+                self.edge_attributes[(match[1], match[2])] = match[3] or ""
             elif line.strip().startswith("subgraph cluster_"):
                 label = re.search(r'label="([^"]*)"', lines[k + 1]) or re.search(r"label=(\S+)", lines[k + 1])
                 self.clusters.append(label.group(1))

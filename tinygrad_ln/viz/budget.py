@@ -39,6 +39,7 @@ class LayoutCost:
     nodes: int
     edges: int
     points: int  # invisible points on edges that skip ranks
+    long_edges: int  # the sum over edges of (ranks spanned) squared: the cost of routing them
     clusters: int
     depth: int  # frames inside frames
 
@@ -72,12 +73,14 @@ def layout_cost(drawing: Any) -> LayoutCost:
         while c is not None:
             c, d = drawing.clusters[c].parent, d + 1
         depth = max(depth, d)
-    return LayoutCost(len(names), len(edges) + len(drawing.loops), skipped_ranks(names, edges), len(used), depth)
+    points, long_edges = skipped_ranks(names, edges)
+    return LayoutCost(len(names), len(edges) + len(drawing.loops), points, long_edges, len(used), depth)
 
 
-def skipped_ranks(nodes: list[Any], edges: list[tuple[Any, Any]]) -> int:
-    """How many ranks the edges skip in all, ranking as dot roughly does: each node one rank below
-    its lowest input (longest path), then each node pulled down to just above its first reader."""
+def skipped_ranks(nodes: list[Any], edges: list[tuple[Any, Any]]) -> tuple[int, int]:
+    """How many ranks the edges skip in all, and the sum of their spans squared, ranking as dot
+    roughly does: each node one rank below its lowest input (longest path), then each node pulled
+    down to just above its first reader."""
     readers: dict[Any, list[Any]] = {n: [] for n in nodes}
     waiting = dict.fromkeys(nodes, 0)
     for a, b in edges:
@@ -99,4 +102,5 @@ def skipped_ranks(nodes: list[Any], edges: list[tuple[Any, Any]]) -> int:
     for node in reversed(order):
         if readers[node]:
             rank[node] = min(rank[r] for r in readers[node]) - 1
-    return sum(max(rank[b] - rank[a] - 1, 0) for a, b in edges if a != b)
+    spans = [rank[b] - rank[a] for a, b in edges if a != b]
+    return sum(span - 1 for span in spans if span > 1), sum(span * span for span in spans if span > 1)

@@ -41,6 +41,7 @@ LEGEND_TEXT = {
 MAX_BITMAP_PIXELS = 8000
 BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
 _DPI = 96  # graphviz's default for bitmaps
+RECURRENCE = {"penwidth": "1.8", "color": "#444444"}  # edges from one step to the next
 
 
 class GraphvizNotFound(graphviz.ExecutableNotFound):
@@ -59,7 +60,10 @@ class GraphvizNotFound(graphviz.ExecutableNotFound):
 class Digraph(graphviz.Digraph):
     """A ``graphviz.Digraph`` that explains how to install Graphviz when ``dot`` is missing, draws
     bitmaps at most MAX_BITMAP_PIXELS a side (saying so when it had to shrink one), and shows
-    itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``)."""
+    itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``). ``layout_cost`` is what draw_graph
+    estimated dot's layout to take (viz/budget.py)."""
+
+    layout_cost: Any = None
 
     def pipe(self, format: str | None = None, *args: Any, **kwargs: Any) -> Any:
         """As ``graphviz.Digraph.pipe``: the rendered bytes (or text, with ``encoding``)."""
@@ -189,16 +193,19 @@ class Emitter:
             built[c] = sub
         self._fill(dot, entries.get(None, []), built)
         for (a, b), n in self.drawing.edges.items():
-            attributes = {"label": f" ×{n}"} if n > 1 else {}
+            attributes = {"xlabel": f" ×{n}"} if n > 1 else {}
             if self.items[a].kind == "more":
                 attributes.update(style="dashed", color="#aaaaaa")
+            elif self._hands_over(a, b):  # step 0's result read by step 1: the recurrence, drawn heavier
+                attributes.update(RECURRENCE, tooltip="step t=0 hands its result to step t=1")
             dot.edge(self.node_name(a), self.node_name(b), **attributes)
         visible = set(self.drawing.visible)
         for index, n in self.drawing.loops.items():
             if index in visible:  # the recurrence between folded steps: a loop back into the box
                 steps = len(self.items[index].steps)
-                dot.edge(self.node_name(index), self.node_name(index), label=f" ×{steps}", penwidth="1.6",
-                         color="#555555", tooltip=f"each folded step reads the step before it ({n} tensors in all)")
+                dot.edge(self.node_name(index), self.node_name(index), headlabel=f"×{steps}", labeldistance="2.2",
+                         labelangle="-40", **RECURRENCE,
+                         tooltip=f"each folded step reads the step before it ({n} tensors in all)")
         for k, root in enumerate(self.graph.roots):
             name = "output" if k == 0 else f"output{k}"
             fill, border, attributes = STYLES["output"]
@@ -208,6 +215,16 @@ class Emitter:
             if item is not None and item in visible:
                 dot.edge(self.node_name(item), name)
         return dot
+
+    def _hands_over(self, source: int, target: int) -> bool:
+        """True if ``source`` is drawn inside step 0's frame of the folded steps ``target``."""
+        frame = self.items[target].step_frame
+        if frame is None:
+            return False
+        c = self.items[source].cluster
+        while c is not None and c != frame:
+            c = self.clusters[c].parent
+        return c == frame
 
     def _fill(self, dot: Digraph, entries: list[tuple[float, int, int]], built: dict[int, Digraph]) -> None:
         for _, is_cluster, index in sorted(entries):

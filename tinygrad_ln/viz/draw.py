@@ -102,7 +102,9 @@ def draw_graph(
     labels = Labels(drawing, gradients, show_saved, show_values, show_order)
     kinds = {drawing.items[i].kind for i in drawing.visible} if legend else set()
     caption = header(title, notes, kinds, _gradients_text(gradients, graph) if legend else None)
-    return Emitter(drawing, labels).emit(rankdir, caption, cost.graph_attributes())
+    picture = Emitter(drawing, labels).emit(rankdir, caption, cost.graph_attributes())
+    picture.layout_cost = cost  # what the budget was checked against
+    return picture
 
 
 def _draw(graph: Graph, modules: Modules, expand: Any, collapse: tuple, fold: bool, max_nodes: int) -> Drawing:

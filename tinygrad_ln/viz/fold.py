@@ -56,6 +56,7 @@ class Item:
     context: Any = None
     hidden: Counter | None = None  # for 'more': what was left out
     merged: list[int] = field(default_factory=list)  # for a leaf: the alike leaves of folded steps it stands for
+    step_frame: int | None = None  # for 'steps': the frame drawing step t=0
 
 
 class Planner:
@@ -222,7 +223,7 @@ class Planner:
         work.append((steps[0], context, len(self.clusters) - 1))
         self.step_of[len(self.items)] = {i: t for t, step in enumerate(steps[1:]) for i in step}
         self._add_item(Item("steps", cluster, steps[1][0], steps=steps[1:], step_outputs=step_outputs[1:],
-                            total_steps=n, context=context))
+                            total_steps=n, context=context, step_frame=len(self.clusters) - 1))
 
     def _fold_chained_calls(self, group: list[int], context: Any, cluster: int | None, work: list) -> list[int]:
         """Fold each chain of repeated module calls in ``group``; return the ops left for normal drawing."""

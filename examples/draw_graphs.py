@@ -143,7 +143,8 @@ def main() -> None:
             continue
         start = time.perf_counter()
         graph = make()
-        report = [f"draw_graph {time.perf_counter() - start:4.2f} s (layout estimated {graph.layout_cost.seconds:.2f} s)"]
+        seconds = time.perf_counter() - start
+        report = [f"draw_graph {seconds:4.2f} s (layout estimated {graph.layout_cost.seconds:.2f} s)"]
         for fmt in formats:
             path = os.path.join(args.out, f"{name}.{fmt}")
             start = time.perf_counter()

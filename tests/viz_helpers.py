@@ -38,7 +38,7 @@ class Dot:
                 self.nodes[name] = (re.search(r"<B>(.*?)</B>", label).group(1), attributes)
                 self.labels[name] = label
             elif match := EDGE.match(line):
-                count = re.search(r'xlabel=" ×(\d+)"', match[3] or "")
+                count = re.search(r'(?:xlabel|headlabel)=" ?×(\d+)"', match[3] or "")
                 self.edges.append((match[1], match[2], int(count[1]) if count else 1))
                 self.edge_attributes[(match[1], match[2])] = match[3] or ""
             elif line.strip().startswith("subgraph cluster_"):

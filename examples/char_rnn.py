@@ -1,54 +1,76 @@
-"""Char-RNN: does Layer Normalization stabilize an RNN's hidden states? Measured here, not asserted.
+"""Char-RNN: train a character-level RNN on your own text, or measure what Layer Normalization does to one.
 
-Trains a vanilla tanh RNN and a layer-normalized one (Ba, Kiros & Hinton 2016, eq. 4) side by side
-to predict the next character of a text, and measures what happens inside them:
+Two modes.
+
+Your own text (--text FILE): one layer-normalized RNN, gradient clipping at norm 1, no claims.
+    python examples/char_rnn.py --text input.txt --out runs/mine
+    python examples/char_rnn.py --text input.txt --out runs/big --hidden 256 --layers 2 --dropout 0.1 \\
+        --schedule cosine --steps 5000
+    python examples/sample.py runs/mine/models/layernorm_scale1_clip1_seed0.npz --prompt "The " --temperature 0.8
+
+The comparison (no --text; `make demo`): a vanilla tanh RNN and a layer-normalized one (Ba, Kiros &
+Hinton 2016, eq. 4) trained side by side, from equal initial weights, on the same batches:
 
     model      Embedding(V, 64) -> nn.RNN(64, H=128, layer_norm=False|True) -> Linear(H, V)
                vanilla:   h_t = tanh(a_t)        a_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
                layernorm: h_t = tanh(LN(a_t))    LN gain 1, bias 0, eps 1e-5 (the two biases are kept)
-    data       CPython's help texts (pydoc_data.topics, ~465 K chars) or --text FILE; 90/10 split
-    training   random windows of 64 chars, batch 32, h0 = 0, Adam lr 2e-3, no clipping by default
+    data       CPython's help texts (pydoc_data.topics, ~465 K chars); 90/10 split
+    training   random windows of 64 chars, batch 32, h0 = 0, Adam lr 2e-3, 1,500 steps
     the knob   --recurrent-scale S multiplies W_hh by S after init (S = 5: spectral radius about 3)
+    clipping   every run twice: without clipping and with the global gradient norm clipped to 1
 
 At step 0 and every --log-every steps a fixed validation probe (32 sequences x 256 chars) gives
 val_loss (nats/char), saturation (fraction of |h| > 0.99), norm_drift (mean over t of
 (||h_t|| - ||h_{t-1}||)^2) and summed_input_rms (RMS of a_t); the training step gives train_loss
-(smoothed) and grad_norm (global, before clipping). At init and at the end: hidden_norm (mean
-||h_t|| for each t) and grad_ratio r(k) = ||dl_T/dh_{T-k}|| / ||dl_T/dh_T||, the loss at the last
-step only. Five claims from the literature and a numpy calibration are then checked against the
-numbers and printed as holding or not.
+(smoothed) and grad_norm (global, before clipping). At init and at the end: r(k) =
+||dl_T/dh_{T-k}|| / ||dl_T/dh_T|| with the loss at the last step only, the distribution of what
+tanh receives at each step, and the probe's loss when every weight and bias that makes a_t is
+multiplied by c (the invariance LayerNorm is built on). Five claims written down before the runs
+are then checked for each clipping setting and shown side by side.
 
-    python examples/char_rnn.py --out runs/demo          # the default comparison (`make demo`)
-    python examples/char_rnn.py --recurrent-scale 1 3 5 --seeds 0 1 2 --steps 600
-    python examples/char_rnn.py --text input.txt --models layernorm --sample 500
-    python examples/char_rnn.py --checkpoint-every 100 ...  # if killed, rerun with --resume added
+Never losing a run: Ctrl-C finishes the current step of every run, writes resume checkpoints, the
+metrics so far and the plots, prints the command that resumes, and exits with status 130.
+--checkpoint-every N also saves every N steps. --init-from FILE starts from trained weights.
 
-Writes to --out: metrics.json, training.png, dynamics.png, headline.png, models/<run>.npz (final
-weights) and, with --checkpoint-every, checkpoints/<run>.npz.
+Writes to --out: metrics.json, training.png, hidden_states.png, dynamics.png, headline.png;
+models/<run>.npz (final) and models/<run>.best.npz (lowest validation loss), each holding the
+weights, the vocabulary and the config (examples/sample.py reads them); checkpoints/<run>.npz
+(to resume: the same plus optimizer, sampler and RNG states).
 """
 
-import os
-
-# One BLAS thread per process. OpenBLAS reads this once, when numpy is first imported, so it must be
-# set before the imports below. The matmuls here are small: extra BLAS threads only fight over the
-# cores (on a loaded 2-core machine two BLAS threads made small matmuls ~100x slower), and the runs
-# already use the cores as parallel processes (--jobs).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
+import os
+import shlex
+import signal
 import sys
+import threading
 import time
-from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from blas_threads import get_blas_threads, set_blas_threads
+from char_rnn_claims import LOSS_TARGET, claims_by_clip, first_step_below, format_claims
+from char_rnn_metrics import evaluate_probe, invariance_curve, next_char_loss, probe_dynamics
+from char_rnn_model import (
+    CharRNN,
+    ModelConfig,
+    ModelFile,
+    ModelFileError,
+    describe_char,
+    generate,
+    load_model_file,
+    save_model_file,
+)
+from char_rnn_plots import MODELS, make_plots
 from tqdm import tqdm
 
 import tinygrad_ln as tl
@@ -56,59 +78,122 @@ from tinygrad_ln import Tensor, nn, optim
 from tinygrad_ln.data import (
     CharVocab,
     RandomWindows,
+    TextFileError,
     evenly_spaced_windows,
     load_text,
     ngram_cross_entropy,
     text_sha256,
     train_val_split,
 )
-from tinygrad_ln.nn import functional as F
 
-EMBEDDING_DIM = 64
 TRAIN_FRACTION = 0.9
 PROBE_SEQUENCES, PROBE_LENGTH = 32, 256  # the fixed validation probe
-SATURATION_THRESHOLD = 0.99  # |h| above this: tanh'(.) = 1 - h^2 < 0.02, the unit barely passes gradient
-MAX_DISTANCE = 32  # r(k) for k = 1..32
 SMOOTHING = 0.95  # train_loss is an exponential moving average of the batch losses (bias-corrected)
-LOSS_TARGET = 1.8  # claim 5: steps until the smoothed train loss falls below this (nats/char)
-VAL_GAP = 0.5  # claim 1: nats/char
-GRAD_RATIO_FACTOR = 100  # claim 4
-TANH_SQUARED_MEAN = 0.3943  # E[tanh(z)^2] for z ~ N(0, 1): LN at init gives ||h_t|| = sqrt(0.3943 H)
 SAMPLE_TEMPERATURE = 0.8
-MODELS = ("vanilla", "layernorm")
-COLORS = {"vanilla": "#d62728", "layernorm": "#1f77b4"}
-LINE_STYLES = ("-", "--", ":", "-.")
+EXPLODING_GRAD_NORM = 100.0  # a healthy run's gradient norm is about 0.1-2; far above: warn, suggest --clip
+MIN_LR_FRACTION = 0.1  # the cosine schedule ends at lr / 10
+INTERRUPTED_EXIT_STATUS = 130  # what a shell reports for a program stopped by Ctrl-C (128 + SIGINT)
+# The comparison's defaults; --text (or --init-from) switches to one LN-RNN with clipping on.
+COMPARISON = {"models": list(MODELS), "recurrent_scale": [1.0, 5.0], "clip": [None, 1.0]}
+OWN_TEXT = {"models": ["layernorm"], "recurrent_scale": [1.0], "clip": [1.0]}
+ARCHITECTURE = {"embed": 64, "hidden": 128, "layers": 1}  # defaults; --init-from takes them from its file
+
+
+def parse_clip(text: str) -> float | None:
+    """'none' (or 'off', '0') -> no clipping; a positive number -> clip the global norm to it."""
+    if text.lower() in ("none", "off", "0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500, help="training steps (updates) per run")
-    parser.add_argument("--hidden", type=int, default=128, help="hidden units H")
-    parser.add_argument("--seq-len", type=int, default=64, help="characters per training window T")
-    parser.add_argument("--batch", type=int, default=32, help="windows per batch")
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
-    parser.add_argument("--clip", type=float, default=None, help="clip the global gradient norm to this")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--recurrent-scale", nargs="+", type=float, default=[1.0, 5.0], metavar="S",
-                        help="multiply weight_hh by S after init (one set of runs per S)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--log-every", type=int, default=25, help="evaluate the probe every N steps")
-    parser.add_argument("--out", default="runs/char_rnn", help="output folder")
-    parser.add_argument("--checkpoint-every", type=int, default=0, help="save a checkpoint every N steps (0: off)")
-    parser.add_argument("--resume", action="store_true", help="continue each run from its checkpoint in --out")
-    parser.add_argument("--sample", type=int, default=200, metavar="N",
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Defaults marked 'mode' are the comparison's without --text: both models, scales 1 and 5, clipping "
+               "off and at 1; with --text: one layernorm model, scale 1, clipping at 1.")
+    what = parser.add_argument_group("what to train")
+    what.add_argument("--text", default=None, metavar="FILE", help="train on this UTF-8 file (your own text)")
+    what.add_argument("--init-from", default=None, metavar="FILE",
+                      help="start from the weights of a model file (fine-tuning; the text must use its vocabulary)")
+    what.add_argument("--models", nargs="+", choices=MODELS, default=None, help="mode")
+    what.add_argument("--recurrent-scale", nargs="+", type=float, default=None, metavar="S",
+                      help="multiply weight_hh by S after init, one set of runs per S (mode)")
+    what.add_argument("--clip", nargs="+", type=parse_clip, default=None, metavar="NORM",
+                      help="clip the global gradient norm to NORM; 'none' for no clipping; several values: "
+                           "one set of runs each (mode)")
+    what.add_argument("--seeds", nargs="+", type=int, default=[0])
+    model = parser.add_argument_group("model")
+    model.add_argument("--embed", type=int, default=None, help=f"embedding size ({ARCHITECTURE['embed']})")
+    model.add_argument("--hidden", type=int, default=None, help=f"hidden units H ({ARCHITECTURE['hidden']})")
+    model.add_argument("--layers", type=int, default=None, help=f"stacked RNN layers ({ARCHITECTURE['layers']})")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout between stacked layers")
+    training = parser.add_argument_group("training")
+    training.add_argument("--steps", type=int, default=1500, help="training steps (updates) per run")
+    training.add_argument("--seq-len", type=int, default=64, help="characters per training window T")
+    training.add_argument("--batch", type=int, default=32, help="windows per batch")
+    training.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
+    training.add_argument("--no-fused", action="store_true",
+                          help="train through the primitive-op graph (tl.fused(False)) instead of the fused layer "
+                               "ops: the same numbers to float32 rounding, slower, and every step is drawable")
+    training.add_argument("--schedule", choices=("constant", "cosine", "step"), default="constant",
+                          help="learning rate over the run: constant; cosine down to lr/10; step: halved at 1/2 "
+                               "and again at 3/4 of --steps")
+    output = parser.add_argument_group("output and running")
+    output.add_argument("--out", default="runs/char_rnn", help="output folder")
+    output.add_argument("--log-every", type=int, default=25, help="evaluate the validation probe every N steps")
+    output.add_argument("--checkpoint-every", type=int, default=250,
+                        help="also write a resume checkpoint every N steps (0: only at the end and on Ctrl-C)")
+    output.add_argument("--resume", action="store_true", help="continue the runs saved in --out (same flags)")
+    output.add_argument("--sample", type=int, default=200, metavar="N",
                         help="print N generated characters from each trained model (0: none)")
-    parser.add_argument("--text", default=None, metavar="FILE", help="train on this UTF-8 file instead")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+    output.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs trained in parallel processes")
+    output.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads per training process (0: leave numpy's BLAS at its default, one per "
+                             "core); see bench/README.md for why one")
     args = parser.parse_args(argv)
-    for name in ("steps", "hidden", "seq_len", "batch", "log_every", "jobs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.checkpoint_every < 0 or args.sample < 0:
-        parser.error("--checkpoint-every and --sample must be >= 0")
+    for name in ("steps", "seq_len", "batch", "log_every", "jobs", "embed", "hidden", "layers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("checkpoint_every", "sample", "threads"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if not 0 <= args.dropout < 1:
+        parser.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be positive, got {args.lr}")
+    mode = OWN_TEXT if args.text or args.init_from else COMPARISON
+    for name, default in mode.items():
+        if getattr(args, name) is None:
+            setattr(args, name, list(default))
     return args
+
+
+def apply_init_from(args: argparse.Namespace, source: ModelFile | None) -> None:
+    """Take the architecture from --init-from's file (or the defaults); a conflicting flag is an error."""
+    if source is None:
+        for name, default in ARCHITECTURE.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+        return
+    conflicts = [f"--{name} {getattr(args, name)} (the file has {getattr(source.config, name)})"
+                 for name in ARCHITECTURE if getattr(args, name) not in (None, getattr(source.config, name))]
+    if args.models != [source.config.kind]:
+        conflicts.append(f"--models {' '.join(args.models)} (the file holds a {source.config.kind} model)")
+    if args.recurrent_scale != [1.0]:
+        conflicts.append("--recurrent-scale (it rescales freshly initialized weights, not trained ones)")
+    if conflicts:
+        raise SystemExit(f"error: --init-from {args.init_from}: the model comes from the file; drop "
+                         + "; ".join(conflicts))
+    for name in ARCHITECTURE:
+        setattr(args, name, getattr(source.config, name))
 
 
 # ---- data ----------------------------------------------------------------------------------------
@@ -126,114 +211,33 @@ class Data:
     baselines: dict[str, float]  # unigram and bigram cross-entropy on the probe, nats/char
 
 
-def prepare_data(text_path: str | None) -> Data:
+def prepare_data(text_path: str | None, seq_len: int, vocab: CharVocab | None = None) -> Data:
+    """Load, encode and split the text; ``vocab`` (from --init-from) instead of the text's own.
+
+    A text the model cannot train on raises ``TextFileError`` with a one-line message.
+    """
     text, source = load_text(text_path)
-    vocab = CharVocab(text)
+    if vocab is None:
+        vocab = CharVocab(text)
+    else:
+        unknown = vocab.unknown(text)
+        if unknown:
+            shown = ", ".join(describe_char(char) for char in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise TextFileError(f"{source} has {len(unknown)} character(s) outside the --init-from model's "
+                                f"vocabulary of {len(vocab)}: {shown}")
     train, val = train_val_split(vocab.encode(text), TRAIN_FRACTION)
-    if len(val) < 3:
-        raise SystemExit(f"the text is too short: its validation part has {len(val)} characters")
-    # A short --text gets a shorter probe (and overlapping windows) rather than an error.
+    if len(train) < seq_len + 1 or len(val) < 2:
+        raise TextFileError(
+            f"{source} is too short: its {len(text):,} characters split into {len(train):,} for training and "
+            f"{len(val):,} for validation; one training window needs --seq-len + 1 = {seq_len + 1} and "
+            f"validation at least 2; use a longer text or a smaller --seq-len")
+    # A short text gets a shorter probe (and overlapping windows) rather than an error.
     probe = evenly_spaced_windows(val, min(PROBE_LENGTH, len(val) - 1), PROBE_SEQUENCES)
     corpus = {"source": source, "chars": len(text), "vocab": len(vocab), "sha256": text_sha256(text),
               "python": sys.version.split()[0]}
     baselines = {name: ngram_cross_entropy(train, *probe, len(vocab), order)
                  for name, order in (("unigram", 1), ("bigram", 2))}
     return Data(vocab, train, val, probe, corpus, baselines)
-
-
-# ---- model ---------------------------------------------------------------------------------------
-
-
-class CharRNN(nn.Module):
-    """Embedding(V, 64) -> RNN(64, H) -> Linear(H, V): logits for the next character at every position."""
-
-    def __init__(self, vocab_size: int, hidden_size: int, layer_norm: bool) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, EMBEDDING_DIM)
-        self.rnn = nn.RNN(EMBEDDING_DIM, hidden_size, layer_norm=layer_norm)
-        self.head = nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, chars: Tensor, h0: Tensor | None = None, return_steps: bool = False) -> tuple:
-        """chars (L, N) int64 -> (logits (L, N, V), h_n (1, N, H)), plus the RNN's steps if asked."""
-        output, h_n, *steps = self.rnn(self.embedding(chars), h0, return_steps=return_steps)
-        return (self.head(output), h_n, *steps)
-
-
-def next_char_loss(logits: Tensor, targets: np.ndarray) -> Tensor:
-    """Mean cross-entropy (nats/char) of logits (..., V) against integer targets (...)."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Tensor(targets.reshape(-1)))
-
-
-# ---- metrics -------------------------------------------------------------------------------------
-# Hidden states are stacked as numpy arrays of shape (L, N, H): time, sequence, unit.
-
-
-def saturation(hidden: np.ndarray, threshold: float = SATURATION_THRESHOLD) -> float:
-    """Fraction of hidden activations with |h| > threshold (units stuck in tanh's flat tails)."""
-    return float(np.mean(np.abs(hidden) > threshold))
-
-
-def hidden_norms(hidden: np.ndarray) -> np.ndarray:
-    """||h_t|| for every step and sequence: (L, N, H) -> (L, N)."""
-    return np.linalg.norm(hidden.astype(np.float64), axis=-1)
-
-
-def norm_drift(hidden: np.ndarray) -> float:
-    """Mean over t = 1..L-1 and sequences of (||h_t|| - ||h_{t-1}||)^2 (Krueger & Memisevic 2016).
-
-    The jump from the zero initial state to h_0 is left out: it measures the start, not the dynamics.
-    """
-    return float(np.mean(np.diff(hidden_norms(hidden), axis=0) ** 2))
-
-
-def rms(values: np.ndarray) -> float:
-    """Root mean square of all entries."""
-    return float(np.sqrt(np.mean(values.astype(np.float64) ** 2)))
-
-
-def gradient_ratios(hidden_states: list[Tensor], loss: Tensor, max_distance: int) -> dict[str, float]:
-    """r(k) = ||d loss / d h_{T-k}|| / ||d loss / d h_T|| for k = 1..max_distance, T the last step.
-
-    ``hidden_states`` are the graph nodes h_0..h_T (each (N, H)); the norms are taken over the whole
-    batch. Runs ``loss.backward()``, so parameters' ``.grad`` are filled as a side effect.
-    """
-    if not 1 <= max_distance < len(hidden_states):
-        raise ValueError(f"gradient_ratios: max_distance must be in [1, {len(hidden_states) - 1}], "
-                         f"got {max_distance}")
-    probed = hidden_states[-(max_distance + 1):]
-    for h in probed:
-        h.retain_grad()
-    loss.backward()
-    norms = [float(np.linalg.norm(h.grad.data.astype(np.float64))) for h in reversed(probed)]  # k = 0, 1, ...
-    return {str(k): norms[k] / norms[0] for k in range(1, max_distance + 1)}
-
-
-def evaluate_probe(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
-    """val_loss, saturation, norm_drift and summed_input_rms on the fixed probe (no graph, eval mode)."""
-    inputs, targets = probe
-    model.eval()
-    with tl.no_grad():
-        logits, _, steps = model(Tensor(inputs), return_steps=True)
-        val_loss = next_char_loss(logits, targets).item()
-    model.train()
-    hidden = np.stack([h.data for h in steps.hidden_states[0]])
-    summed = np.stack([a.data for a in steps.summed_inputs[0]])
-    return {"val_loss": val_loss, "saturation": saturation(hidden), "norm_drift": norm_drift(hidden),
-            "summed_input_rms": rms(summed)}
-
-
-def probe_dynamics(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> tuple[list[float], dict[str, float]]:
-    """(hidden_norm, grad_ratio) on the probe: mean ||h_t|| for each t, and r(k) with the last step's loss."""
-    inputs, targets = probe
-    model.eval()
-    logits, _, steps = model(Tensor(inputs), return_steps=True)
-    hidden_states = steps.hidden_states[0]
-    last_step_loss = next_char_loss(logits[-1], targets[-1])  # loss at the last step only
-    ratios = gradient_ratios(hidden_states, last_step_loss, min(MAX_DISTANCE, len(hidden_states) - 1))
-    model.zero_grad()  # that backward filled the parameters' .grad; training must not see it
-    model.train()
-    hidden = np.stack([h.data for h in hidden_states])
-    return hidden_norms(hidden).mean(axis=1).tolist(), ratios
 
 
 # ---- one training run ----------------------------------------------------------------------------
@@ -243,18 +247,40 @@ def probe_dynamics(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> tupl
 class RunSpec:
     model: str  # "vanilla" or "layernorm"
     scale: float  # recurrent init scale S
+    clip: float | None  # max global gradient norm, None: no clipping
     seed: int
 
     @property
     def name(self) -> str:
-        return f"{self.model}_scale{self.scale:g}_seed{self.seed}"
+        clip = "noclip" if self.clip is None else f"clip{self.clip:g}"
+        return f"{self.model}_scale{self.scale:g}_{clip}_seed{self.seed}"
 
 
-def build_model(spec: RunSpec, vocab_size: int, hidden_size: int) -> CharRNN:
+def model_config(spec: RunSpec, args: argparse.Namespace, vocab_size: int) -> ModelConfig:
+    return ModelConfig(vocab_size=vocab_size, embed=args.embed, hidden=args.hidden, layers=args.layers,
+                       dropout=args.dropout, layer_norm=spec.model == "layernorm")
+
+
+def build_model(spec: RunSpec, config: ModelConfig, init_from: ModelFile | None) -> CharRNN:
+    """The run's initial model: seeded fresh weights with W_hh times S, or the weights of --init-from."""
     tl.manual_seed(spec.seed)  # same seed, same init draws: vanilla and layernorm start from equal weights
-    model = CharRNN(vocab_size, hidden_size, layer_norm=spec.model == "layernorm")
-    model.rnn.weight_hh_l0.data *= spec.scale  # the experiment's knob
+    model = CharRNN(config)
+    if init_from is not None:
+        model.load_state_dict(init_from.weights)
+        return model
+    for k in range(config.layers):
+        getattr(model.rnn, f"weight_hh_l{k}").data *= spec.scale  # the experiment's knob
     return model
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    """The learning rate of update number ``step`` (0-based) under --schedule."""
+    progress = step / args.steps
+    if args.schedule == "cosine":
+        return args.lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if args.schedule == "step":
+        return args.lr * 0.5 ** ((progress >= 0.5) + (progress >= 0.75))
+    return args.lr
 
 
 def train_step(model: CharRNN, inputs: np.ndarray, targets: np.ndarray, clip: float | None) -> tuple[float, float]:
@@ -268,381 +294,295 @@ def train_step(model: CharRNN, inputs: np.ndarray, targets: np.ndarray, clip: fl
     return loss.item(), grad_norm
 
 
-def checkpoint_settings(args: argparse.Namespace, spec: RunSpec, data: Data) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: anything that changes the trajectory."""
-    return {"model": spec.model, "scale": spec.scale, "seed": spec.seed, "hidden": args.hidden,
-            "seq_len": args.seq_len, "batch": args.batch, "lr": args.lr, "clip": args.clip,
-            "sha256": data.corpus["sha256"]}
+def warm_up(config: ModelConfig, args: argparse.Namespace) -> None:
+    """One throwaway training step of a model of this shape, so the clock starts warm.
+
+    The first step in a process loads the Numba kernels from their cache, starts BLAS and faults
+    in fresh memory: 0.3-0.8 s that would otherwise be charged to step 0 of whichever run comes
+    first in each process. The library's random state is restored, so the run is unchanged.
+    """
+    rng_state = tl.get_rng_state()
+    model = CharRNN(config)
+    optimizer = optim.Adam(model.parameters(), lr=0.0)
+    batch = np.zeros((args.seq_len, args.batch), dtype=np.int64)
+    train_step(model, batch, batch, clip=1.0)
+    optimizer.step()
+    tl.set_rng_state(rng_state)
 
 
-def train_run(spec: RunSpec, args: argparse.Namespace, data: Data, position: int | None = None) -> dict[str, Any]:
-    """Train one model; returns its record for metrics.json (and, under "sample", generated text)."""
-    model = build_model(spec, len(data.vocab), args.hidden)
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    sampler = RandomWindows(data.train, args.seq_len, args.batch, seed=spec.seed)
-    record: dict[str, Any] = {"model": spec.model, "scale": spec.scale, "seed": spec.seed, "log": [],
-                              "grad_ratio": {}, "hidden_norm": {}}
-    step, seconds, ema, losses_seen = 0, 0.0, 0.0, 0  # step = updates done so far
-    checkpoint_path = os.path.join(args.out, "checkpoints", f"{spec.name}.npz")
-    settings = checkpoint_settings(args, spec, data)
+def run_settings(spec: RunSpec, args: argparse.Namespace, data: Data) -> dict[str, Any]:
+    """What a resume checkpoint must match: anything that changes the run's trajectory or records."""
+    return {"model": spec.model, "scale": spec.scale, "clip": spec.clip, "seed": spec.seed,
+            "vocab_size": len(data.vocab), "embed": args.embed, "hidden": args.hidden, "layers": args.layers,
+            "dropout": args.dropout, "seq_len": args.seq_len, "batch": args.batch, "lr": args.lr,
+            "schedule": args.schedule, "steps": args.steps, "log_every": args.log_every,
+            "text_sha256": data.corpus["sha256"], "init_from": args.init_from}
 
-    if args.resume and os.path.exists(checkpoint_path):
-        checkpoint = tl.load(checkpoint_path)
-        if checkpoint["settings"] != settings:
-            raise SystemExit(f"{checkpoint_path} was written with {checkpoint['settings']}, "
-                             f"this run has {settings}; use another --out or the same flags")
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        sampler.load_state_dict(checkpoint["sampler"])
-        tl.set_rng_state(checkpoint["rng"])
-        record = checkpoint["record"]
-        step, seconds, ema, losses_seen = (checkpoint[key] for key in ("step", "seconds", "ema", "losses_seen"))
-    else:
-        record["hidden_norm"]["init"], record["grad_ratio"]["init"] = probe_dynamics(model, data.probe)
 
-    bar = tqdm(total=args.steps, initial=step, desc=f"{spec.name:<26}", position=position, leave=True,
+def settings_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """'lr 0.002 there, 0.01 now; hidden 128 there, 256 now' for every key that differs."""
+    keys = sorted(set(saved) | set(current))
+    return "; ".join(f"{key} {saved.get(key)!r} there, {current.get(key)!r} now"
+                     for key in keys if saved.get(key) != current.get(key))
+
+
+def run_paths(out: str, spec: RunSpec) -> dict[str, str]:
+    return {"final": os.path.join(out, "models", f"{spec.name}.npz"),
+            "best": os.path.join(out, "models", f"{spec.name}.best.npz"),
+            "checkpoint": os.path.join(out, "checkpoints", f"{spec.name}.npz")}
+
+
+class Run:
+    """One training run's state: what a resume checkpoint holds, and how to save it."""
+
+    def __init__(self, spec: RunSpec, args: argparse.Namespace, data: Data, init_from: ModelFile | None) -> None:
+        self.spec, self.args, self.data = spec, args, data
+        self.paths = run_paths(args.out, spec)
+        self.settings = run_settings(spec, args, data)
+        self.config = model_config(spec, args, len(data.vocab))
+        self.model = build_model(spec, self.config, init_from)
+        self.optimizer = optim.Adam(self.model.parameters(), lr=args.lr)
+        self.sampler = RandomWindows(data.train, args.seq_len, args.batch, seed=spec.seed)
+        self.step, self.seconds, self.ema, self.losses_seen = 0, 0.0, 0.0, 0  # step = updates done so far
+        self.record: dict[str, Any] = {
+            "model": spec.model, "scale": spec.scale, "clip": spec.clip, "seed": spec.seed, "status": "running",
+            "log": [], "grad_ratio": {}, "tanh_input": {}, "hidden_sample": {}, "invariance": {}, "best": None,
+            "init_from": None if init_from is None else {"path": args.init_from, "info": init_from.info}}
+        self.best_weights: dict[str, np.ndarray] | None = None  # lowest val_loss so far, not yet written
+        self.warned_exploding = False
+
+    def resume_from_checkpoint(self) -> bool:
+        """Continue from this run's checkpoint in --out, if it has one; False if there is none.
+
+        ``check_resume`` has already compared its settings with this run's.
+        """
+        if not os.path.exists(self.paths["checkpoint"]):
+            return False
+        saved = load_model_file(self.paths["checkpoint"])
+        state = saved.resume
+        self.model.load_state_dict(saved.weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        tl.set_rng_state(state["rng"])
+        self.record = state["record"]
+        self.step, self.seconds, self.ema, self.losses_seen = (
+            state[key] for key in ("step", "seconds", "ema", "losses_seen"))
+        self.warned_exploding = state["warned_exploding"]
+        return True
+
+    def info(self, kind: str) -> dict[str, Any]:
+        """What a model file records about its weights: which run, after how many steps, how good."""
+        if kind == "best":
+            step, val_loss = self.record["best"]["step"], self.record["best"]["val_loss"]
+        else:
+            step = self.step
+            val_loss = self.record["log"][-1]["val_loss"] if self.record["log"] else None
+        return {"kind": kind, "run": self.spec.name, "step": step, "val_loss": val_loss, "corpus": self.data.corpus,
+                "settings": self.settings, "init_from": self.record["init_from"]}
+
+    def save_checkpoint(self) -> None:
+        """The resume checkpoint (atomic: a run killed while saving keeps its previous one), and the
+        best model so far if it changed since the last save."""
+        resume = {"settings": self.settings, "step": self.step, "seconds": self.seconds, "ema": self.ema,
+                  "losses_seen": self.losses_seen, "optimizer": self.optimizer.state_dict(),
+                  "sampler": self.sampler.state_dict(), "rng": tl.get_rng_state(), "record": self.record,
+                  "warned_exploding": self.warned_exploding}
+        save_model_file(self.paths["checkpoint"], self.config, self.data.vocab, self.model.state_dict(),
+                        self.info("resume"), resume)
+        self.save_best()
+
+    def save_best(self) -> None:
+        if self.best_weights is not None:
+            save_model_file(self.paths["best"], self.config, self.data.vocab, self.best_weights, self.info("best"))
+            self.best_weights = None
+
+    def log(self, loss_smoothed: float, grad_norm: float) -> None:
+        """Probe the model and append the entry for this step; remember the weights if val_loss is a new low."""
+        probe = evaluate_probe(self.model, self.data.probe)
+        self.record["log"].append({"step": self.step, "seconds": self.seconds, "train_loss": loss_smoothed,
+                                   "val_loss": probe["val_loss"], "saturation": probe["saturation"],
+                                   "norm_drift": probe["norm_drift"], "grad_norm": grad_norm,
+                                   "summed_input_rms": probe["summed_input_rms"]})
+        best = self.record["best"]
+        if math.isfinite(probe["val_loss"]) and (best is None or probe["val_loss"] < best["val_loss"]):
+            self.record["best"] = {"step": self.step, "val_loss": probe["val_loss"]}
+            self.best_weights = {name: array.copy() for name, array in self.model.state_dict().items()}
+
+    def measure_dynamics(self, when: str) -> None:
+        dynamics = probe_dynamics(self.model, self.data.probe)
+        self.record["grad_ratio"][when] = dynamics["grad_ratio"]
+        self.record["tanh_input"][when] = dynamics["tanh_input"]
+        self.record["hidden_sample"][when] = dynamics["hidden_sample"]
+        self.record["invariance"][when] = invariance_curve(self.model, self.data.probe)
+
+
+def train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any,
+              position: int | None = None) -> dict[str, Any]:
+    """Train one model; returns its record for metrics.json (with "sample": generated text, if asked).
+
+    ``stop`` is an Event set on Ctrl-C: the run then finishes its current step, writes its resume
+    checkpoint and returns its record with status "interrupted" (or "not started").
+    """
+    with tl.fused(not args.no_fused):  # per thread, restored afterwards
+        return _train_run(spec, args, data, stop, position)
+
+
+def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, position: int | None) -> dict[str, Any]:
+    if stop.is_set():
+        return {"model": spec.model, "scale": spec.scale, "clip": spec.clip, "seed": spec.seed,
+                "status": "not started", "log": []}
+    if args.threads:
+        set_blas_threads(args.threads)
+    init_from = load_model_file(args.init_from) if args.init_from else None
+    run = Run(spec, args, data, init_from)
+    if args.resume and run.resume_from_checkpoint() and run.record["status"] == "finished":
+        return run.record  # finished before: its files are all written
+    if not run.record["log"]:
+        run.measure_dynamics("init")
+    warm_up(run.config, args)
+
+    bar = tqdm(total=args.steps, initial=run.step, desc=f"{spec.name:<32}", position=position, leave=True,
                mininterval=1.0, unit="step")
     while True:
+        # the step-s gradient: logged for step s (with the probe of the model after s updates), then applied
         started = time.perf_counter()
-        inputs, targets = sampler.sample()
-        loss, grad_norm = train_step(model, inputs, targets, args.clip)
-        seconds += time.perf_counter() - started
-        ema, losses_seen = SMOOTHING * ema + (1 - SMOOTHING) * loss, losses_seen + 1
-        train_loss = ema / (1 - SMOOTHING**losses_seen)  # bias-corrected: the first value is the first loss
-
-        # the entry for step s describes the model after s updates: its gradient and its probe metrics
-        if step % args.log_every == 0 or step == args.steps:
-            probe = evaluate_probe(model, data.probe)
-            record["log"].append({"step": step, "seconds": seconds, "train_loss": train_loss,
-                                  "val_loss": probe["val_loss"], "saturation": probe["saturation"],
-                                  "norm_drift": probe["norm_drift"], "grad_norm": grad_norm,
-                                  "summed_input_rms": probe["summed_input_rms"]})
-        if step == args.steps:
+        inputs, targets = run.sampler.sample()
+        loss, grad_norm = train_step(run.model, inputs, targets, spec.clip)
+        run.seconds += time.perf_counter() - started
+        run.ema, run.losses_seen = SMOOTHING * run.ema + (1 - SMOOTHING) * loss, run.losses_seen + 1
+        train_loss = run.ema / (1 - SMOOTHING**run.losses_seen)  # bias-corrected: the first value is the first loss
+        if run.step % args.log_every == 0 or run.step == args.steps:
+            run.log(train_loss, grad_norm)
+        if run.step == args.steps:
             break
+        if grad_norm > EXPLODING_GRAD_NORM and spec.clip is None and not run.warned_exploding:
+            run.warned_exploding = True
+            tqdm.write(f"{spec.name}: gradient norm {grad_norm:.3g} at step {run.step} (a healthy run's is about "
+                       f"1): the gradients are exploding; --clip 1 would cap them")
         started = time.perf_counter()
-        optimizer.step()
-        seconds += time.perf_counter() - started
-        step += 1
+        for group in run.optimizer.param_groups:
+            group["lr"] = learning_rate(run.step, args)
+        run.optimizer.step()
+        run.seconds += time.perf_counter() - started
+        run.step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
-
-        if args.checkpoint_every and step % args.checkpoint_every == 0:
-            save_checkpoint({"settings": settings, "step": step, "seconds": seconds, "ema": ema,
-                             "losses_seen": losses_seen, "model": model.state_dict(),
-                             "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
-                             "rng": tl.get_rng_state(), "record": record}, checkpoint_path)
+        latest = run.record["log"][-1]
+        bar.set_postfix_str(f"loss {train_loss:.3f}, val {latest['val_loss']:.3f}, |grad| {grad_norm:.3g}",
+                            refresh=False)
+        if stop.is_set():
+            run.record["status"] = "interrupted"
+            run.save_checkpoint()
+            bar.close()
+            return run.record
+        if args.checkpoint_every and run.step % args.checkpoint_every == 0:
+            run.save_checkpoint()
     bar.close()
 
-    record["hidden_norm"]["final"], record["grad_ratio"]["final"] = probe_dynamics(model, data.probe)
-    os.makedirs(os.path.join(args.out, "models"), exist_ok=True)
-    tl.save(model.state_dict(), os.path.join(args.out, "models", f"{spec.name}.npz"))
+    run.measure_dynamics("final")
+    run.record["status"] = "finished"
+    save_model_file(run.paths["final"], run.config, data.vocab, run.model.state_dict(), run.info("final"))
+    run.save_checkpoint()  # marks the run finished, so --resume after an interrupt of other runs skips it
+    record = dict(run.record)
     if args.sample:
-        record["sample"] = generate(model, data.vocab, args.sample, spec.seed)
+        prompt = "\n" if "\n" in data.vocab.chars else data.vocab.chars[0]
+        record["sample"] = generate(run.model, data.vocab, prompt, args.sample, SAMPLE_TEMPERATURE,
+                                    seed=spec.seed).text
     return record
 
 
-def save_checkpoint(state: dict[str, Any], path: str) -> None:
-    """Atomic write (tl.save): a run killed while saving keeps its previous checkpoint."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tl.save(state, path)
+# ---- running every run, and Ctrl-C ---------------------------------------------------------------
+
+_worker_stop: Any = None  # in a worker process: the Event the main process sets on Ctrl-C
 
 
-def generate(model: CharRNN, vocab: CharVocab, length: int, seed: int) -> str:
-    """``length`` characters sampled one at a time (temperature 0.8), starting after a newline."""
-    rng = np.random.default_rng(seed)  # its own generator: sampling leaves the library's untouched
-    char = vocab.chars.index("\n") if "\n" in vocab.chars else 0
-    h, out = None, []
-    model.eval()
-    with tl.no_grad():
-        for _ in range(length):
-            logits, h = model(Tensor(np.array([[char]])), h)
-            z = logits.data.reshape(-1).astype(np.float64) / SAMPLE_TEMPERATURE
-            probs = np.exp(z - z.max())
-            char = int(rng.choice(len(probs), p=probs / probs.sum()))
-            out.append(char)
-    model.train()
-    return vocab.decode(out)
+def _start_worker(lock: Any, stop: Any) -> None:
+    """Runs first in each worker process: share tqdm's lock, and leave Ctrl-C to the main process."""
+    global _worker_stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(lock)
+    _worker_stop = stop
+
+
+def _train_in_worker(spec: RunSpec, args: argparse.Namespace, data: Data, position: int) -> dict[str, Any]:
+    return train_run(spec, args, data, _worker_stop, position)
+
+
+@contextlib.contextmanager
+def ctrl_c_sets(stop: Any) -> Iterator[None]:
+    """Inside this block, Ctrl-C (SIGINT) sets ``stop`` instead of raising KeyboardInterrupt; a second one quits."""
+    def request_stop(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nCtrl-C: finishing the current step of every run, then saving (Ctrl-C again quits without "
+              "writing metrics)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_all(specs: list[RunSpec], args: argparse.Namespace, data: Data) -> list[dict[str, Any]]:
     """Train every run, in ``--jobs`` parallel processes when there is more than one."""
     jobs = min(args.jobs, len(specs))
     if jobs == 1:
-        return [train_run(spec, args, data) for spec in specs]
-    # "spawn" starts clean interpreters (no forked threads); each re-imports this file, whose
-    # first lines pin BLAS to one thread. tqdm's lock keeps the progress bars from garbling.
+        stop = threading.Event()
+        with ctrl_c_sets(stop):
+            return [train_run(spec, args, data, stop) for spec in specs]
+    # "spawn" starts clean interpreters (no forked threads). The workers start with Ctrl-C ignored
+    # (inherited from here), so only the main process sees it, and tells them through the Event.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=tqdm.set_lock,
-                             initargs=(context.RLock(),)) as pool:
-        futures = [pool.submit(train_run, spec, args, data, i) for i, spec in enumerate(specs)]
-        return [future.result() for future in futures]
+    stop = context.Event()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                 initargs=(context.RLock(), stop)) as pool:
+            futures = [pool.submit(_train_in_worker, spec, args, data, i) for i, spec in enumerate(specs)]
+            with ctrl_c_sets(stop):
+                return [future.result() for future in futures]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-# ---- claims --------------------------------------------------------------------------------------
+def resume_command(argv: list[str]) -> str:
+    """The command line that continues this run: the same arguments, plus --resume."""
+    def shortest(path: str) -> str:
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
 
-
-def _pairs(runs: list[dict[str, Any]], scale: float) -> list[tuple[int, dict, dict]]:
-    """(seed, vanilla run, layernorm run) for every seed that has both models at this scale."""
-    found = {(r["model"], r["scale"], r["seed"]): r for r in runs}
-    seeds = sorted({r["seed"] for r in runs})
-    return [(s, found[("vanilla", scale, s)], found[("layernorm", scale, s)])
-            for s in seeds if ("vanilla", scale, s) in found and ("layernorm", scale, s) in found]
-
-
-def _first_step_below(run: dict[str, Any], target: float) -> tuple[float, float]:
-    """(step, seconds) of the first logged smoothed train loss below ``target``; (inf, inf) if never."""
-    for entry in run["log"]:
-        if entry["train_loss"] < target:
-            return entry["step"], entry["seconds"]
-    return math.inf, math.inf
-
-
-def _every_step(vanilla: dict, layernorm: dict, key: str, skip_first: bool) -> tuple[int, int]:
-    """(logged steps where layernorm's ``key`` is below vanilla's, logged steps compared)."""
-    pairs = list(zip(vanilla["log"], layernorm["log"]))[1 if skip_first else 0:]
-    return sum(ln[key] < v[key] for v, ln in pairs), len(pairs)
-
-
-def evaluate_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The five pre-registered claims, each {"id", "statement", "holds", "evidence"}.
-
-    A claim holds when it holds for every seed; ``holds`` is None (not evaluated) when the runs it
-    needs are not in this configuration.
-    """
-    claims = []
-
-    def claim(claim_id: str, statement: str, scales: tuple[float, ...], check: Any) -> None:
-        pairs = {scale: _pairs(runs, scale) for scale in scales}
-        if not all(pairs.values()):
-            needs = " and ".join(f"{s:g}" for s in scales)
-            claims.append({"id": claim_id, "statement": statement, "holds": None,
-                           "evidence": f"not evaluated: needs vanilla and layernorm runs at scale {needs}"})
-            return
-        results = [check(scale, seed, v, ln) for scale in scales for seed, v, ln in pairs[scale]]
-        claims.append({"id": claim_id, "statement": statement, "holds": all(ok for ok, _ in results),
-                       "evidence": "; ".join(text for _, text in results)})
-
-    def val_gap(scale: float, seed: int, v: dict, ln: dict) -> tuple[bool, str]:
-        gap = v["log"][-1]["val_loss"] - ln["log"][-1]["val_loss"]
-        return gap >= VAL_GAP, (f"seed {seed}: vanilla {v['log'][-1]['val_loss']:.3f}, layernorm "
-                                f"{ln['log'][-1]['val_loss']:.3f}, gap {gap:.3f} nats/char")
-
-    def lower_everywhere(key: str, skip_first: bool) -> Any:
-        def check(scale: float, seed: int, v: dict, ln: dict) -> tuple[bool, str]:
-            below, compared = _every_step(v, ln, key, skip_first)
-            first = " after step 0" if skip_first else ""
-            return below == compared, (
-                f"scale {scale:g} seed {seed}: lower at {below}/{compared} logged steps{first}; "
-                f"mean {np.mean([e[key] for e in v['log']]):.3g} vs {np.mean([e[key] for e in ln['log']]):.3g}, "
-                f"final {v['log'][-1][key]:.3g} vs {ln['log'][-1][key]:.3g}")
-        return check
-
-    def ratio_at_init(scale: float, seed: int, v: dict, ln: dict) -> tuple[bool, str]:
-        k = max(v["grad_ratio"]["init"], key=int)  # "32" unless the probe is shorter
-        r_v, r_ln = v["grad_ratio"]["init"][k], ln["grad_ratio"]["init"][k]
-        text = f"scale {scale:g} seed {seed}: r({k}) vanilla {r_v:.3g}, layernorm {r_ln:.3g}, ratio {r_v / r_ln:.3g}"
-        at_scale_1 = {s: (v1, ln1) for s, v1, ln1 in _pairs(runs, 1.0)}
-        if seed in at_scale_1:  # the calibration's other half (LN larger at scale 1), reported, not claimed
-            v1, ln1 = at_scale_1[seed]
-            text += f" (at scale 1: {v1['grad_ratio']['init'][k]:.3g} vs {ln1['grad_ratio']['init'][k]:.3g})"
-        return r_v / r_ln >= GRAD_RATIO_FACTOR, text
-
-    def faster_to_target(scale: float, seed: int, v: dict, ln: dict) -> tuple[bool, str]:
-        (step_v, sec_v), (step_ln, sec_ln) = _first_step_below(v, LOSS_TARGET), _first_step_below(ln, LOSS_TARGET)
-        def show(step: float, sec: float) -> str:
-            return "never" if math.isinf(step) else f"step {step:g} ({sec:.1f} s)"
-        return step_ln < step_v, (f"seed {seed}: vanilla {show(step_v, sec_v)}, layernorm {show(step_ln, sec_ln)} "
-                                  f"(first logged step with smoothed train loss < {LOSS_TARGET})")
-
-    claim("val_loss_scale5", f"At recurrent scale 5, the layernorm RNN's final validation loss is at least "
-          f"{VAL_GAP} nats/char below the vanilla RNN's", (5.0,), val_gap)
-    claim("saturation_scale5", "At scale 5, layernorm's saturation (fraction of |h| > 0.99) is below vanilla's "
-          "at every logged step after step 0", (5.0,), lower_everywhere("saturation", skip_first=True))
-    claim("norm_drift_both_scales", "At scales 1 and 5, layernorm's norm drift is below vanilla's at every "
-          "logged step", (1.0, 5.0), lower_everywhere("norm_drift", skip_first=False))
-    claim("grad_ratio_init_scale5", f"At init with scale 5, r(32) is at least {GRAD_RATIO_FACTOR}x smaller for "
-          "layernorm (vanilla's gradients explode backwards in time)", (5.0,), ratio_at_init)
-    claim("faster_to_1.8_scale1", f"At scale 1, layernorm reaches a smoothed training loss of {LOSS_TARGET} "
-          "in fewer steps", (1.0,), faster_to_target)
-    return claims
-
-
-# ---- plots ---------------------------------------------------------------------------------------
-
-
-def _groups(runs: list[dict[str, Any]]) -> dict[tuple[str, float], list[dict[str, Any]]]:
-    """Runs grouped by (model, scale), in a stable order; each group holds one run per seed."""
-    groups = defaultdict(list)
-    for run in sorted(runs, key=lambda r: (r["scale"], MODELS.index(r["model"]), r["seed"])):
-        groups[(run["model"], run["scale"])].append(run)
-    return groups
-
-
-def _plot_band(ax: Any, x: np.ndarray, ys: list[list[float]], model: str, style: str, label: str) -> None:
-    """The mean over seeds as a line, the seeds' range as a shaded band (when there are several)."""
-    ys = np.array([[np.nan if v is None else v for v in y] for y in ys], dtype=float)
-    ax.plot(x, ys.mean(axis=0), color=COLORS[model], linestyle=style, label=label, linewidth=1.6)
-    if len(ys) > 1:
-        ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=COLORS[model], alpha=0.2, linewidth=0)
-
-
-def _label(model: str, scale: float) -> str:
-    return f"{model}, S={scale:g}"
-
-
-def _style(scale: float, scales: list[float]) -> str:
-    return LINE_STYLES[scales.index(scale) % len(LINE_STYLES)]
-
-
-def plot_log_metric(ax: Any, runs: list[dict[str, Any]], key: str, x_key: str = "step") -> None:
-    groups = _groups(runs)
-    scales = sorted({scale for _, scale in groups})
-    for (model, scale), group in groups.items():
-        x = np.array([e[x_key] for e in group[0]["log"]]) if x_key == "step" else \
-            np.mean([[e[x_key] for e in run["log"]] for run in group], axis=0)
-        _plot_band(ax, x, [[e[key] for e in run["log"]] for run in group], model, _style(scale, scales),
-                   _label(model, scale))
-
-
-def plot_loss(ax: Any, runs: list[dict[str, Any]], data: Data, x_key: str) -> None:
-    plot_log_metric(ax, runs, "val_loss", x_key)
-    for (name, value), style in zip(data.baselines.items(), (":", "-.")):
-        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} baseline {value:.2f}")
-    lowest = min(e["val_loss"] for run in runs for e in run["log"] if e["val_loss"] is not None)
-    ax.set_ylim(max(0.0, lowest - 0.15), math.log(len(data.vocab)) + 0.6)
-    ax.set_ylabel("validation loss (nats/char)")
-
-
-def plot_grad_ratio(ax: Any, runs: list[dict[str, Any]], when: str) -> None:
-    groups = _groups(runs)
-    scales = sorted({scale for _, scale in groups})
-    for (model, scale), group in groups.items():
-        ks = sorted(group[0]["grad_ratio"][when], key=int)
-        # seeds are combined in log space: r(k) spans many orders of magnitude
-        logs = [[math.log10(run["grad_ratio"][when][k]) for k in ks] for run in group]
-        ys = [[10**v for v in row] for row in logs]
-        _plot_band(ax, np.array([int(k) for k in ks]), ys, model, _style(scale, scales), _label(model, scale))
-    ax.set_yscale("log")
-    ax.axhline(1.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("distance k (steps back from the last step)")
-    ax.set_ylabel(r"$r(k) = \Vert\partial\ell_T/\partial h_{T-k}\Vert \;/\; \Vert\partial\ell_T/\partial h_T\Vert$")
-    ax.set_title(f"Gradient vs distance, {'at init' if when == 'init' else 'after training'}")
-
-
-def plot_hidden_norm(ax: Any, runs: list[dict[str, Any]], when: str, hidden_size: int) -> None:
-    groups = _groups(runs)
-    scales = sorted({scale for _, scale in groups})
-    for (model, scale), group in groups.items():
-        ys = [run["hidden_norm"][when] for run in group]
-        _plot_band(ax, np.arange(len(ys[0])), ys, model, _style(scale, scales), _label(model, scale))
-    ax.axhline(math.sqrt(hidden_size), color="black", linewidth=1, label=f"sqrt(H) = {math.sqrt(hidden_size):.1f}")
-    if when == "init":
-        theory = math.sqrt(TANH_SQUARED_MEAN * hidden_size)
-        ax.axhline(theory, color=COLORS["layernorm"], linewidth=0.8, linestyle=":",
-                   label=f"LN theory sqrt(0.394 H) = {theory:.1f}")
-    ax.set_ylim(0, math.sqrt(hidden_size) * 1.08)
-    ax.set_xlabel("time step t (validation probe)")
-    ax.set_ylabel(r"mean $\Vert h_t\Vert$ over the probe's sequences")
-    ax.set_title(f"Hidden-state norm, {'at init' if when == 'init' else 'after training'}")
-
-
-def make_plots(runs: list[dict[str, Any]], data: Data, hidden_size: int, out: str) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
-    paths = []
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9), constrained_layout=True)
-    (loss_step, loss_time, sat), (drift, grad, summed) = axes
-    plot_loss(loss_step, runs, data, "step")
-    loss_step.set_title("Validation loss")
-    plot_loss(loss_time, runs, data, "seconds")
-    loss_time.set_title("Validation loss vs training time")
-    loss_time.set_xlabel("training seconds (excluding evaluation)")
-    panels = ((sat, "saturation", "Saturation: fraction of |h| > 0.99", False),
-              (drift, "norm_drift", r"Norm drift: mean over t of $(\Vert h_t\Vert - \Vert h_{t-1}\Vert)^2$", True),
-              (grad, "grad_norm", "Global gradient norm (before clipping)", True),
-              (summed, "summed_input_rms", r"RMS of the summed inputs $a_t$", True))
-    for ax, key, title, log_scale in panels:
-        plot_log_metric(ax, runs, key)
-        ax.set_title(title)
-        if log_scale:
-            ax.set_yscale("log")
-    for ax in (loss_step, sat, drift, grad, summed):
-        ax.set_xlabel("training step")
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-    loss_step.legend(fontsize=8)
-    paths.append(_save(fig, os.path.join(out, "training.png"), plt))
-
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
-    plot_grad_ratio(axes[0, 0], runs, "init")
-    plot_grad_ratio(axes[0, 1], runs, "final")
-    low, high = zip(*(ax.get_ylim() for ax in axes[0]))
-    for ax in axes[0]:
-        ax.set_ylim(min(low), max(high))  # one y-range, so init and final compare at a glance
-    plot_hidden_norm(axes[1, 0], runs, "init", hidden_size)
-    plot_hidden_norm(axes[1, 1], runs, "final", hidden_size)
-    for ax in axes.flat:
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
-    axes[1, 0].legend(fontsize=8)
-    paths.append(_save(fig, os.path.join(out, "dynamics.png"), plt))
-
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), constrained_layout=True)
-    plot_loss(axes[0], runs, data, "step")
-    axes[0].set_title("Validation loss")
-    axes[0].set_xlabel("training step")
-    plot_log_metric(axes[1], runs, "saturation")
-    axes[1].set_title("Saturated hidden units (|h| > 0.99)")
-    axes[1].set_xlabel("training step")
-    axes[1].set_ylabel("fraction of h")
-    plot_grad_ratio(axes[2], runs, "init")
-    fig.suptitle(f"Vanilla vs layer-normalized tanh RNN (H={hidden_size}), next-character prediction; "
-                 "S = recurrent init scale (W_hh multiplied by S)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    paths.append(_save(fig, os.path.join(out, "headline.png"), plt))
-    return paths
-
-
-def _save(fig: Any, path: str, plt: Any) -> str:
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    arguments = [a for a in argv if a != "--resume"] + ["--resume"]
+    return shlex.join([shortest(sys.executable), shortest(os.path.abspath(__file__)), *arguments])
 
 
 # ---- report --------------------------------------------------------------------------------------
 
 
 def summary_table(runs: list[dict[str, Any]]) -> str:
-    header = (f"{'run':<26} {'train':>6} {'val':>6} {'satur.':>7} {'drift':>7} {'|grad|':>8} {'rms(a)':>7} "
-              f"{'r32 init':>9} {'r32 end':>9} {'<1.8 at':>8} {'sec':>6} {'ms/step':>7}")
+    header = (f"{'run':<32} {'train':>6} {'val':>6} {'best':>6} {'satur.':>7} {'drift':>7} {'|grad|':>8} "
+              f"{'rms(a)':>7} {'r32 init':>9} {'r32 end':>9} {'<1.8 at':>8} {'sec':>6} {'ms/step':>7}")
     lines = [header, "-" * len(header)]
-    for run in sorted(runs, key=lambda r: (r["scale"], MODELS.index(r["model"]), r["seed"])):
+    for run in runs:
         last = run["log"][-1]
-        k = max(run["grad_ratio"]["init"], key=int)
-        step_below, _ = _first_step_below(run, LOSS_TARGET)
+        ratios = run["grad_ratio"]
+        k = max(ratios["init"], key=int)
+        end = f"{ratios['final'][k]:>9.2e}" if "final" in ratios else f"{'-':>9}"
+        step_below, _ = first_step_below(run, LOSS_TARGET)
         median_grad = float(np.median([e["grad_norm"] for e in run["log"]]))
-        name = RunSpec(run["model"], run["scale"], run["seed"]).name
+        name = RunSpec(run["model"], run["scale"], run["clip"], run["seed"]).name
         lines.append(
-            f"{name:<26} {last['train_loss']:>6.3f} {last['val_loss']:>6.3f} {last['saturation']:>7.3f} "
-            f"{last['norm_drift']:>7.3f} {median_grad:>8.3g} {last['summed_input_rms']:>7.2f} "
-            f"{run['grad_ratio']['init'][k]:>9.2e} {run['grad_ratio']['final'][k]:>9.2e} "
+            f"{name:<32} {last['train_loss']:>6.3f} {last['val_loss']:>6.3f} {run['best']['val_loss']:>6.3f} "
+            f"{last['saturation']:>7.3f} {last['norm_drift']:>7.3f} {median_grad:>8.3g} "
+            f"{last['summed_input_rms']:>7.2f} {ratios['init'][k]:>9.2e} {end} "
             f"{'never' if math.isinf(step_below) else int(step_below):>8} {last['seconds']:>6.1f} "
             f"{1000 * last['seconds'] / max(last['step'], 1):>7.1f}")
-    lines.append("train/val: nats/char (train smoothed); satur., drift, rms(a): final probe values; |grad|: median "
-                 "over logged steps; r32: gradient ratio at distance 32; <1.8 at: first logged step with smoothed "
-                 "train loss < 1.8")
+    lines.append(f"train/val: nats/char (train smoothed; val on the probe at the last logged step; best: lowest); "
+                 f"satur., drift, rms(a): final probe values; |grad|: median over logged steps; r32: gradient "
+                 f"ratio at distance 32; <{LOSS_TARGET} at: first logged step with smoothed train loss below it; "
+                 f"sec: training time without evaluation")
     return "\n".join(lines)
-
-
-def format_claims(claims: list[dict[str, Any]]) -> str:
-    verdicts = {True: "HOLDS", False: "FAILS", None: "NOT EVALUATED"}
-    return "\n".join(f"[{verdicts[c['holds']]}] {c['statement']}\n    " + c["evidence"].replace("; ", "\n    ")
-                     for c in claims)
 
 
 def _json_safe(value: Any) -> Any:
@@ -656,45 +596,123 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+RUN_FILE = "run.json"  # in --out: the command and flags of the run, for --resume to check
+NOT_RUN_FLAGS = ("resume", "jobs", "threads", "sample", "checkpoint_every", "out")  # free to change on resume
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that shape a run: a resumed run must be given the same."""
+    return {key: value for key, value in vars(args).items() if key not in NOT_RUN_FLAGS}
+
+
+def check_resume(args: argparse.Namespace, specs: list[RunSpec], data: Data) -> None:
+    """--resume needs a run in --out, started with the same flags, whose checkpoints match them.
+
+    Anything else is a one-line error: no run there, or which flags (or checkpoint settings) differ.
+    """
+    try:
+        with open(os.path.join(args.out, RUN_FILE)) as file:
+            saved = json.load(file)
+    except (OSError, ValueError):
+        raise SystemExit(f"error: --resume: {args.out} holds no run to resume (no readable {RUN_FILE}); "
+                         "check --out, or leave out --resume to start a new run") from None
+    current = json.loads(json.dumps(run_flags(args)))  # as JSON would store it: tuples become lists
+    if saved["flags"] != current:
+        differences = "; ".join(f"--{key.replace('_', '-')} {saved['flags'].get(key)!r} there, {current.get(key)!r} now"
+                                for key in sorted(set(saved["flags"]) | set(current))
+                                if saved["flags"].get(key) != current.get(key))
+        raise SystemExit(f"error: --resume: {args.out} was started with other flags ({differences}); its command "
+                         f"was: {shlex.join(saved['command'])}")
+    for spec in specs:
+        path = run_paths(args.out, spec)["checkpoint"]
+        if not os.path.exists(path):
+            continue  # a run that had not started: it starts now
+        try:
+            state = load_model_file(path).resume
+        except ModelFileError as error:
+            raise SystemExit(f"error: --resume: {error}") from None
+        expected = run_settings(spec, args, data)
+        if state is None or state["settings"] != expected:
+            difference = "not a resume checkpoint" if state is None else settings_difference(state["settings"],
+                                                                                             expected)
+            raise SystemExit(f"error: --resume: {path} does not match this run ({difference}); "
+                             "resume with the same flags, or use another --out")
+
+
+def write_run_file(args: argparse.Namespace, argv: list[str]) -> None:
+    with open(os.path.join(args.out, RUN_FILE), "w") as file:
+        json.dump({"command": ["python", "examples/char_rnn.py", *argv], "flags": run_flags(args)}, file, indent=1)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    data = prepare_data(args.text)
+    try:
+        init_from = load_model_file(args.init_from) if args.init_from else None
+        apply_init_from(args, init_from)
+        data = prepare_data(args.text, args.seq_len, init_from.vocab if init_from else None)
+    except (TextFileError, ModelFileError) as error:
+        raise SystemExit(f"error: {error}") from None
     c = data.corpus
     print(f"corpus: {c['source']}\n  {c['chars']:,} chars, vocabulary {c['vocab']}, sha256 {c['sha256'][:16]}..., "
           f"Python {c['python']}; train {len(data.train):,} / validation {len(data.val):,} chars")
     print(f"  probe: {data.probe[0].shape[1]} x {data.probe[0].shape[0]} validation chars; baselines on it: "
           f"uniform {math.log(len(data.vocab)):.2f}, unigram {data.baselines['unigram']:.2f}, "
           f"bigram {data.baselines['bigram']:.2f} nats/char")
-    specs = [RunSpec(model, scale, seed) for scale in args.recurrent_scale for model in args.models
-             for seed in args.seeds]
-    print(f"{len(specs)} runs of {args.steps} steps (H={args.hidden}, T={args.seq_len}, batch {args.batch}, "
-          f"Adam lr {args.lr}, clip {args.clip}), {min(args.jobs, len(specs))} at a time\n")
+    specs = [RunSpec(model, scale, clip, seed) for clip in args.clip for scale in args.recurrent_scale
+             for model in args.models for seed in args.seeds]
+    if args.resume:
+        check_resume(args, specs, data)
+    else:
+        os.makedirs(args.out, exist_ok=True)
+        write_run_file(args, argv)
+    clips = ", ".join("none" if clip is None else f"{clip:g}" for clip in args.clip)
+    print(f"{len(specs)} runs of {args.steps} steps (embed {args.embed}, H={args.hidden}, {args.layers} layer(s), "
+          f"dropout {args.dropout}, T={args.seq_len}, batch {args.batch}, Adam lr {args.lr} {args.schedule}, "
+          f"clip {clips}{', primitive ops' if args.no_fused else ''}), {min(args.jobs, len(specs))} at a time, "
+          f"{args.threads or 'default'} BLAS thread(s) each" + (f"; from {args.init_from}" if args.init_from else "")
+          + "\n")
 
     started = time.perf_counter()
-    runs = run_all(specs, args, data)
+    records = run_all(specs, args, data)
     wall = time.perf_counter() - started
-    samples = {RunSpec(r["model"], r["scale"], r["seed"]).name: r.pop("sample", None) for r in runs}
+    samples = {RunSpec(r["model"], r["scale"], r["clip"], r["seed"]).name: r.pop("sample", None) for r in records}
+    runs = [record for record in records if record["log"]]  # a run stopped before it started has nothing
+    interrupted = any(record["status"] != "finished" for record in records)
 
-    claims = evaluate_claims(runs)
+    both_models = {run["model"] for run in runs} == set(MODELS)
+    claims = claims_by_clip(runs) if both_models and not interrupted else None
     config = {key: value for key, value in vars(args).items() if key not in ("resume", "jobs")}
-    config.update({"embedding_dim": EMBEDDING_DIM, "train_fraction": TRAIN_FRACTION,
+    config.update({"train_fraction": TRAIN_FRACTION, "blas_threads": args.threads or get_blas_threads(),
                    "probe": {"sequences": data.probe[0].shape[1], "length": data.probe[0].shape[0]},
                    "smoothing": SMOOTHING, "layernorm": "h_t = tanh(LN(a_t)), gain 1, bias 0, eps 1e-5; "
                    "a_t keeps both biases", "baselines": data.baselines})
-    metrics = {"config": config, "corpus": data.corpus, "runs": runs, "claims": claims}
+    metrics = {"config": config, "corpus": data.corpus, "wall_seconds": wall, "interrupted": interrupted,
+               "runs": records, "claims": claims}
     with open(os.path.join(args.out, "metrics.json"), "w") as file:
         json.dump(_json_safe(metrics), file, indent=1, allow_nan=False)
-    plots = make_plots(runs, data, args.hidden, args.out)
+    plots = make_plots(runs, data.baselines, len(data.vocab), args.hidden, args.out) if runs else []
+    print(f"\nwrote {os.path.join(args.out, 'metrics.json')}" + "".join(f", {path}" for path in plots))
+
+    if interrupted:
+        done = ", ".join(f"{RunSpec(r['model'], r['scale'], r['clip'], r['seed']).name} "
+                         f"{r['status']}" + (f" at step {r['log'][-1]['step']}" if r["log"] else "")
+                         for r in records if r["status"] != "finished")
+        print(f"\nInterrupted ({done}); the checkpoints are in {os.path.join(args.out, 'checkpoints')}.")
+        print(f"To continue:\n  {resume_command(argv)}")
+        raise SystemExit(INTERRUPTED_EXIT_STATUS)
 
     for name, text in samples.items():
         if text:
             print(f"--- sample from {name} (temperature {SAMPLE_TEMPERATURE}) ---\n{text}\n")
-    print(f"wrote {os.path.join(args.out, 'metrics.json')}, " + ", ".join(plots))
     print(f"trained in {wall:.0f} s wall-clock\n")
     print(summary_table(runs))
-    print("\nClaims (checked against this run's numbers):")
-    print(format_claims(claims))
+    if claims is not None:
+        print("\nClaims, checked against this run's numbers for each clipping setting:")
+        print(format_claims(claims))
+    example = run_paths(args.out, specs[-1])["final"]
+    print(f"\nModels: {os.path.join(args.out, 'models')} (final and .best per run). Sample from one:\n"
+          f"  {shlex.join(['python', 'examples/sample.py', example, '--prompt', 'The ', '--temperature', '0.8'])}")
     return metrics
 
 

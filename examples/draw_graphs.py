@@ -4,12 +4,14 @@
 
 1. layernorm:          nn.LayerNorm(10, fused=False) on a (20, 5, 10) input, expanded to its ops
                        (the README's picture: --out docs/img --only layernorm --formats svg)
-2. scalar:             d = a * b + c on three numbers, with values and signed gradients (micrograd's view)
-3. ln_rnn_step:        one step of a layer-normalized RNN cell, after backward, gradient colours
+2. warmup:             L = a * b + c on three numbers, with values and signed gradients (micrograd's
+                       view; docs/viz.md's first picture)
+3. ln_rnn_step:        one step of a layer-normalized RNN cell, with its gradients
 4. char_rnn_loss:      Embedding -> RNN(layer_norm=True), 64 steps -> Linear -> cross_entropy;
                        the 64 time steps fold into step 0 plus one summary box
 5. rnn_cell_loop:      the tutorial loop written by hand: 64 calls of nn.RNNCell(layer_norm=True),
                        a loss per step, summed; the calls fold, the h -> h recurrence is a loop edge
+                       (the README's picture)
 6. embedding_dropout_linear:  Embedding -> Dropout -> Linear, each layer opened to its ops
 
 Prints, for each, the layout time draw_graph estimated and the time each format took.
@@ -67,16 +69,17 @@ class CellLoop(nn.Module):
 
 
 def layernorm_graph():
+    tl.manual_seed(0)  # the same picture every time: tooltips carry the values
     # exactly the README's three lines
     x = Tensor.randn(20, 5, 10, requires_grad=True)
     layer_norm = nn.LayerNorm(10, fused=False)
     return draw_graph(layer_norm(x), expand=True)
 
 
-def scalar_graph():
+def warmup_graph():
     a, b, c = Tensor(2.0, requires_grad=True), Tensor(-3.0, requires_grad=True), Tensor(10.0, requires_grad=True)
-    d = a * b + c
-    return draw_graph(d, params={"a": a, "b": b, "c": c}, show_values=True)
+    L = a * b + c  # the names docs/autograd.md uses
+    return draw_graph(L, params={"a": a, "b": b, "c": c}, show_values=True)
 
 
 def ln_rnn_step_graph():
@@ -91,7 +94,7 @@ def ln_rnn_step_graph():
     loss = F.cross_entropy(head(h), targets)
     params = {**{f"cell.{k}": v for k, v in cell.named_parameters()},
               **{f"head.{k}": v for k, v in head.named_parameters()}, "x_t": x, "h_(t-1)": h_previous}
-    return draw_graph(loss, params, expand=("LayerNorm",), title="One LN-RNN step, after backward")
+    return draw_graph(loss, params, expand=("LayerNorm",), title="One LN-RNN step and its gradients")
 
 
 def char_rnn_graph():
@@ -121,7 +124,7 @@ def embedding_dropout_linear_graph():
 
 GRAPHS = {
     "layernorm": layernorm_graph,
-    "scalar": scalar_graph,
+    "warmup": warmup_graph,
     "ln_rnn_step": ln_rnn_step_graph,
     "char_rnn_loss": char_rnn_graph,
     "rnn_cell_loop": rnn_cell_loop_graph,

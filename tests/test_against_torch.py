@@ -32,7 +32,7 @@ class Ours:
 
     @staticmethod
     def amax(t, dim=None, keepdim=False):
-        return t.max(dim=dim, keepdim=keepdim)
+        return t.amax(dim=dim, keepdim=keepdim)
 
     @staticmethod
     def numpy(t):

@@ -8,7 +8,11 @@ How a Markdown file is run (the conventions a doc writer needs):
     block's expected output: the block's stdout must match it (trailing spaces ignored);
   * ``<!-- no-test -->`` on the line just before a fence skips that block (for code that cannot run
     here, such as a long training run); ``<!-- needs-dot -->`` runs it only when Graphviz's ``dot``
-    is installed, and the file's test is reported as skipped, with the reason, when it is not.
+    is installed, and the file's test is reported as skipped, with the reason, when it is not;
+  * a fenced ``sh`` (or ``bash``, ``shell``) block is not run (``make demo`` trains for minutes) but
+    checked: bash accepts its syntax, each ``make`` target exists, each script exists and accepts
+    every ``--option`` written after it, each ``python -m`` module exists (``no-test`` skips it).
+    A command that must really run belongs in a Python block, through ``subprocess``.
 
 docs/ops.md holds a table of every op (each ``Function`` subclass in ops.py and layer_ops.py) with
 its forward formula (the first line of the class docstring) and its derivative (the comment above
@@ -25,10 +29,15 @@ fresh run; review the diff before committing it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import inspect
 import io
+import os
 import re
+import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,15 +106,15 @@ def has_dot() -> bool:
 
 @contextlib.contextmanager
 def isolated_global_state():
-    """Keep a doc's seeds, print options and grad mode from leaking into other tests."""
+    """Keep a doc's seeds, print options, grad mode and fused mode from leaking into other tests."""
     rng_state = tl.get_rng_state()
-    grad_enabled = autograd.is_grad_enabled()
+    grad_enabled, fused = autograd.modes.grad_enabled, layer_ops.is_fused_enabled()
     try:
-        with np.printoptions():
+        with np.printoptions(), layer_ops.fused(fused):
             yield
     finally:
         tl.set_rng_state(rng_state)
-        autograd._grad_enabled = grad_enabled
+        autograd.modes.grad_enabled = grad_enabled
 
 
 def run_markdown(path: Path) -> list[str]:
@@ -178,6 +187,139 @@ def test_the_apply_excerpt_in_autograd_md_quotes_the_real_method():
     assert len(quoted) >= 8
     missing = [line for line in quoted if line not in source]
     assert not missing, f"docs/autograd.md quotes lines that Function.apply no longer has: {missing}"
+
+
+# ---- shell blocks -------------------------------------------------------------------------------
+# They cannot all run here (`make demo` trains for minutes), so each is checked instead: bash
+# accepts its syntax, every `make` target exists, every script exists and accepts every --option
+# written after it, every `python -m` module exists. A command this cannot check fails the test.
+
+SHELL_LANGUAGES = ("sh", "bash", "shell")
+
+
+def shell_commands(code: str) -> list[list[str]]:
+    """The commands of a shell block as word lists: continuation lines joined, comments dropped,
+    leading ``NAME=value`` assignments removed."""
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        while words and re.match(r"^[A-Za-z_]\w*=", words[0]):
+            words.pop(0)
+        if words:
+            commands.append(words)
+    return commands
+
+
+@functools.cache
+def _script_help(script: str) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 0, f"`{script} --help` failed:\n{result.stderr}"
+    return result.stdout
+
+
+def shell_command_problem(words: list[str]) -> str | None:
+    """Why the command ``words`` would not work from the checkout's root, or None."""
+    program, args = os.path.basename(words[0]), words[1:]
+    if program == "make":
+        targets = set(re.findall(r"^([\w.-]+):", (ROOT / "Makefile").read_text(encoding="utf-8"), flags=re.MULTILINE))
+        missing = [a for a in args if not a.startswith("-") and "=" not in a and a not in targets]
+        return f"the Makefile has no target {missing}" if missing else None
+    if re.fullmatch(r"python(3(\.\d+)?)?", program):
+        if args[:1] == ["-m"]:
+            return None if importlib.util.find_spec(args[1]) else f"there is no module {args[1]}"
+        script = next((a for a in args if not a.startswith("-")), None)
+        if script is None or not (ROOT / script).is_file():
+            return f"the script {script} does not exist"
+        options = [a.split("=")[0] for a in args[args.index(script) + 1 :] if a.startswith("--")]
+        unknown = [o for o in options if o not in _script_help(script)]
+        return f"{script} has no option {unknown}" if unknown else None
+    return f"the docs test does not know how to check `{program}`; teach shell_command_problem"
+
+
+def test_every_shell_block_is_valid_and_names_real_commands():
+    checked, problems = 0, []
+    for path in DOC_FILES:
+        for block in read_blocks(path):
+            if block.language not in SHELL_LANGUAGES or block.marker == "no-test":
+                continue
+            where = f"{path.relative_to(ROOT)}:{block.line}"
+            if shutil.which("bash"):
+                syntax = subprocess.run(["bash", "-n"], input=block.code, capture_output=True, text=True)
+                if syntax.returncode != 0:
+                    problems.append(f"{where}: {syntax.stderr.strip()}")
+            for words in shell_commands(block.code):
+                checked += 1
+                problem = shell_command_problem(words)
+                if problem:
+                    problems.append(f"{where}: `{' '.join(words)}`: {problem}")
+    assert checked >= 5
+    assert not problems, "\n".join(problems)
+
+
+def test_the_shell_block_checker_can_fail():
+    assert shell_commands("A=1 make demo   # comment\n\npython x.py \\\n  --flag 2\n") == [
+        ["make", "demo"], ["python", "x.py", "--flag", "2"]]
+    assert "no target" in shell_command_problem(["make", "no-such-target"])
+    assert "does not exist" in shell_command_problem([".venv/bin/python", "examples/no_such_script.py"])
+    assert "no option" in shell_command_problem(["python", "examples/char_rnn.py", "--no-such-option"])
+    assert "no module" in shell_command_problem(["python", "-m", "no_such_module_here"])
+    assert "does not know" in shell_command_problem(["rm", "-rf", "/"])
+    assert shell_command_problem(["make", "test"]) is None
+
+
+def _python_function(path: Path, name: str) -> str:
+    """The source of ``def name`` from the python blocks of a Markdown file (up to the next top-level line)."""
+    code = "\n".join(b.code for b in read_blocks(path) if b.language == "python" and b.marker != "no-test")
+    match = re.search(rf"^def {name}\(.*?(?=^\S)", code + "\nEND", flags=re.MULTILINE | re.DOTALL)
+    assert match, f"{path.name} defines no function {name}"
+    return match.group(0).strip()
+
+
+@pytest.mark.parametrize("name", ["show", "backward_by_hand"])
+def test_layernorm_rnn_md_runs_the_same_loop_as_autograd_md(name):
+    # layernorm-rnn.md says it traces the LN-RNN with autograd.md's loop, word for word
+    docs = ROOT / "docs"
+    assert _python_function(docs / "layernorm-rnn.md", name) == _python_function(docs / "autograd.md", name)
+
+
+def test_the_rnn_initial_state_has_one_name():
+    # docs call the state before step 0 `h0`, the code's name (h_0 .. h_{L-1} are the steps' outputs)
+    from tinygrad_ln import nn
+
+    assert list(inspect.signature(nn.RNN.forward).parameters)[1:3] == ["input", "h0"]
+    assert "hx" in inspect.signature(nn.RNN.forward).parameters
+    assert list(inspect.signature(nn.RNNCell.forward).parameters)[1:3] == ["input", "hx"]
+    other_names = re.compile(r"h_0 = 0|h_\{-1\}|h_-1|initial state (?:is )?`?h_0")
+    wrong = [f"{path.name}: {match.group(0)}" for path in DOC_FILES
+             for match in other_names.finditer(path.read_text(encoding="utf-8"))]
+    assert not wrong, f"the docs call the initial state h0: {wrong}"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_doc_points_at_an_existing_file_and_heading():
+    # renumbered sections must not leave stale anchors behind
+    headings = {path: {_anchor(line.lstrip("#")) for line in path.read_text(encoding="utf-8").splitlines()
+                       if re.match(r"^#{1,6} ", line)}
+                for path in DOC_FILES}
+    broken, checked = [], 0
+    for path in DOC_FILES:
+        text = re.sub(r"^(`{3,}).*?^\1", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+        for target, anchor in re.findall(r"\]\(([\w./-]*?)(?:#([\w-]+))?\)", text):
+            if target.startswith(("http", "mailto")) or (target and not target.endswith(".md")):
+                continue
+            linked = (path.parent / target).resolve() if target else path
+            checked += 1
+            if not linked.exists():
+                broken.append(f"{path.name}: ({target}) does not exist")
+            elif anchor and linked in headings and anchor not in headings[linked]:
+                broken.append(f"{path.name}: ({target}#{anchor}) names no heading of {linked.name}")
+    assert checked > 20
+    assert not broken, "\n".join(broken)
 
 
 # ---- the README's lists -------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_call_records_the_running_module_on_graph_nodes_and_restores_it():
     out = model(Tensor(randn(4, 3)))
     assert out.grad_fn.module is model[1]
     assert out.grad_fn.inputs[0].grad_fn.module is model[0]  # the bias add inside Linear
-    assert engine._current_module is None
+    assert engine.modes.module is None
 
 
 def test_forward_must_be_defined():

@@ -185,7 +185,7 @@ def test_matmul_named_cases(shape_a, shape_b):
 
 # ---- reductions -------------------------------------------------------------------------------
 
-REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max}
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min}
 
 
 def _axis(dim, ndim):
@@ -212,8 +212,8 @@ def test_reduction_value(name, data):
 @given(data=st.data())
 def test_reduction_gradient(name, data):
     shape = data.draw(shapes())
-    # distinct values for max: with ties it has no derivative for finite differences to find
-    x = data.draw(distinct_arrays(shape) if name == "max" else float_arrays(shape))
+    # distinct values for amax/amin: with ties it has no derivative for finite differences to find
+    x = data.draw(distinct_arrays(shape) if name in ("amax", "amin") else float_arrays(shape))
     dim = data.draw(reduction_dims(x.ndim))
     keepdim = data.draw(st.booleans())
     assert_gradcheck(lambda t: getattr(t, name)(dim=dim, keepdim=keepdim), x)
@@ -228,7 +228,7 @@ def test_max_ties_share_the_gradient_equally(data):
     dim = data.draw(reduction_dims(x.ndim))
     keepdim = data.draw(st.booleans())
     t = Tensor(x, requires_grad=True)
-    out = t.max(dim=dim, keepdim=keepdim)
+    out = t.amax(dim=dim, keepdim=keepdim)
     g = np.random.default_rng(0).standard_normal(out.shape)
     out.backward(g)
 
@@ -242,11 +242,14 @@ def test_max_ties_share_the_gradient_equally(data):
 
 def test_max_ties_named_case():
     t = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], requires_grad=True)
-    t.max(dim=1).sum().backward()
+    t.amax(dim=1).sum().backward()
     np.testing.assert_allclose(t.grad.data, [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
     t.grad = None
-    t.max().backward()
+    t.max().backward()  # max() without dim shares between ties too (torch.max's evenly_distribute)
     np.testing.assert_allclose(t.grad.data, [[0, 0.5, 0.5], [0, 0, 0]])
+    t.grad = None
+    t.max(dim=1).values.sum().backward()  # max(dim): the gradient goes to the first of the ties
+    np.testing.assert_allclose(t.grad.data, [[0, 1, 0], [1, 0, 0]])
 
 
 def test_sum_of_an_integer_tensor_stays_integer():

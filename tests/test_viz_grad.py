@@ -104,6 +104,17 @@ def test_a_failing_backward_gives_a_picture_without_gradients():
     assert "|grad|" not in source
 
 
+def test_after_an_optimizer_step_the_graph_is_stale_and_no_gradient_is_drawn():
+    tl.manual_seed(0)
+    linear = nn.Linear(3, 2)
+    loss = linear(Tensor.randn(4, 3)).tanh().sum()
+    loss.backward()
+    tl.optim.SGD(linear.parameters(), lr=0.1).step()  # writes the weight matmul saved
+    with pytest.warns(UserWarning, match="no gradients drawn: .*modified by an inplace operation"):
+        source = draw_graph(loss, params=linear).source
+    assert "|grad|" not in source
+
+
 # ---- zero, vanishing, exploding ------------------------------------------------------------------
 
 

@@ -41,7 +41,8 @@ PROGRAMS = {
     "matmul and unary": lambda x, y: (x @ y).exp().sum() + (x.abs() + 1.0).log() + (x.abs() + 1.0).sqrt()
     + (-x).tanh() + x.sigmoid() + x.relu(),
     "cast": lambda x, y: x.to(np.float32).to(np.float64) * 2.0,
-    "reductions": lambda x, y: x.sum(0) + x.mean(0) + values(x.max(dim=0)),
+    "reductions": lambda x, y: x.sum(0) + x.mean(0) + values(x.max(dim=0)) + x.amax(0) + x.amin(0),
+    "selection": lambda x, y: tl.where(x > 0, x, y) + x.clamp(-0.5, 0.5),
     "shapes": lambda x, y: x.reshape(3, 2).permute(1, 0).expand(4, 2, 3)[1:, :, np.array([0, 2])],
     "joins": lambda x, y: tl.cat([x, x * 2.0]) * 1.0 + tl.stack([x, x]).sum(0).sum(),
     "softmax": lambda x, y: x.softmax(dim=0) + x.log_softmax(dim=1),

@@ -31,12 +31,35 @@ def pydoc_topics_text() -> str:
     return "\n".join(topics[key] for key in sorted(topics))
 
 
+class TextFileError(ValueError):
+    """A text file that cannot be used as a corpus: missing, unreadable, not UTF-8, or empty."""
+
+
 def load_text(path: str | None = None) -> tuple[str, str]:
-    """``(text, source)``: the UTF-8 file at ``path``, or ``pydoc_topics_text()`` when ``path`` is None."""
+    """``(text, source)``: the UTF-8 file at ``path``, or ``pydoc_topics_text()`` when ``path`` is None.
+
+    A file that is missing, unreadable, not valid UTF-8 or empty raises ``TextFileError`` with a
+    one-line message naming the file (for a bad byte: its value, its offset, and how to convert).
+    """
     if path is None:
         return pydoc_topics_text(), PYDOC_SOURCE
-    with open(path, encoding="utf-8") as file:
-        return file.read(), str(path)
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except FileNotFoundError:
+        raise TextFileError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise TextFileError(f"{path} is a folder, not a text file") from None
+    except PermissionError:
+        raise TextFileError(f"no permission to read {path}") from None
+    except UnicodeDecodeError as error:
+        bad = error.object[error.start : error.start + 1].hex()
+        raise TextFileError(
+            f"{path} is not UTF-8 text (byte 0x{bad} at offset {error.start:,}); convert it first, for a "
+            f"Latin-1 file: iconv -f latin1 -t utf-8 {path} > converted.txt") from None
+    if not text:
+        raise TextFileError(f"{path} is empty")
+    return text, str(path)
 
 
 def text_sha256(text: str) -> str:
@@ -62,6 +85,10 @@ class CharVocab:
             return np.fromiter((self._index[char] for char in text), dtype=np.int64, count=len(text))
         except KeyError as error:
             raise KeyError(f"CharVocab.encode: character {error.args[0]!r} is not in the vocabulary") from None
+
+    def unknown(self, text: str) -> list[str]:
+        """The characters of ``text`` that are not in the vocabulary, sorted (empty if none)."""
+        return sorted(set(text) - self._index.keys())
 
     def decode(self, ids: Any) -> str:
         """The string spelled by a sequence of ids."""

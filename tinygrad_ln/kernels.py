@@ -1,9 +1,9 @@
 """Numba kernels: the loops that numpy would run as several passes with temporaries.
 
 This is the only module that imports numba. Every kernel is a plain module-level function
-compiled with ``@njit(cache=True)`` and called directly by an op (``ops.py``, ``layer_ops.py``)
+compiled with ``@njit(cache=True)`` and called directly by a fused layer op (``layer_ops.py``)
 or an optimizer (``optim.py``); there are no factories and no registries, so what you read here
-is what runs.
+is what runs. The primitive ops (``ops.py``) use no kernels: their derivatives are numpy formulas.
 
 Conventions:
   * kernels write their results into arrays the calling op allocated (``out`` and friends, always
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 
 def _choose_cache_dir() -> str | None:
@@ -55,6 +56,7 @@ if _CACHE_DIR is not None:
 
 import numba  # noqa: E402  (the cache folder must be chosen before numba reads its config)
 import numpy as np  # noqa: E402
+from numba.core.caching import FunctionCache  # noqa: E402
 
 if _CACHE_DIR is not None:
     numba.config.CACHE_DIR = _CACHE_DIR
@@ -65,67 +67,56 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 CACHE = _CACHE_DIR is not None
 
 
+class NumbaCacheWarning(UserWarning):
+    """A damaged file in Numba's on-disk cache was deleted; the kernel was compiled again."""
+
+
+class _RecoveringCache(FunctionCache):
+    """Numba's per-kernel disk cache, except that a damaged file does not break the library.
+
+    Numba raises EOFError or UnpicklingError on an empty, truncated or garbled ``.nbi``/``.nbc``
+    file at the kernel's first call, every time, until someone deletes the file. Here the
+    kernel's cache files are deleted instead, a warning is issued (once per process), and the
+    kernel compiles as if there were no cache, then saves fresh files.
+    """
+
+    warned = False
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as error:  # noqa: BLE001  (any unreadable cache file, whatever the cause)
+            removed = self._remove_files()
+            if not _RecoveringCache.warned:
+                _RecoveringCache.warned = True
+                warnings.warn(f"tinygrad_ln: a damaged Numba cache file ({type(error).__name__}: {error}) was removed "
+                              f"and the kernel compiled again; removed {removed} in {self.cache_path}",
+                              NumbaCacheWarning, stacklevel=2)
+            return None
+
+    def _remove_files(self) -> list[str]:
+        prefix = self._impl.filename_base
+        removed = []
+        for name in sorted(os.listdir(self.cache_path)):
+            if name.startswith(prefix) and name.endswith((".nbi", ".nbc")):
+                try:
+                    os.unlink(os.path.join(self.cache_path, name))
+                    removed.append(name)
+                except OSError:
+                    pass
+        return removed
+
+
 def _jit(fn):
     # error_model="numpy": x / 0 gives inf or nan as in numpy (and PyTorch), not a ZeroDivisionError
-    return numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")(fn)
+    kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")(fn)
+    if CACHE and isinstance(getattr(kernel, "_cache", None), FunctionCache):  # (not under NUMBA_DISABLE_JIT)
+        kernel._cache = _RecoveringCache(kernel.py_func)
+    return kernel
 
 
 # --------------------------------------------------------------------------------------------
-# Fused elementwise passes: one read of each input, one write, no temporaries.
-# All take flat (1-d, contiguous) arrays of the same length.
-# --------------------------------------------------------------------------------------------
-
-
-@_jit
-def tanh_backward(y, grad, out):
-    """out = grad * (1 - y**2), where y = tanh(x)."""
-    for i in range(grad.size):
-        out[i] = grad[i] * (1.0 - y[i] * y[i])
-
-
-@_jit
-def sigmoid_backward(y, grad, out):
-    """out = grad * y * (1 - y), where y = sigmoid(x)."""
-    for i in range(grad.size):
-        out[i] = grad[i] * y[i] * (1.0 - y[i])
-
-
-@_jit
-def relu_backward(x, grad, out):
-    """out = grad where x > 0, else 0."""
-    for i in range(grad.size):
-        out[i] = grad[i] if x[i] > 0 else 0.0
-
-
-@_jit
-def sigmoid_forward(x, out):
-    """out = 1 / (1 + exp(-x)), without overflow for large |x|."""
-    for i in range(x.size):
-        v = x[i]
-        if v >= 0:
-            out[i] = 1.0 / (1.0 + np.exp(-v))
-        else:
-            e = np.exp(v)
-            out[i] = e / (1.0 + e)
-
-
-# --------------------------------------------------------------------------------------------
-# Reductions
-# --------------------------------------------------------------------------------------------
-
-
-@_jit
-def sum_rows(x, out):
-    """out = column sums of a 2-d array, (R, C) -> (C,). Undoes broadcasting over leading dims."""
-    rows, cols = x.shape
-    out[:] = 0.0
-    for r in range(rows):
-        for c in range(cols):
-            out[c] += x[r, c]
-
-
-# --------------------------------------------------------------------------------------------
-# Softmax, log-softmax and cross-entropy over the rows of a 2-d array (R, C).
+# Cross-entropy over the rows of a 2-d array of logits (R, C) (layer_ops.CrossEntropy).
 # Each row is shifted by its maximum first, so logits of +-1000 stay finite. The exp itself is
 # left to numpy between these passes: numpy's exp is vectorised, a scalar exp in a Numba loop
 # is several times slower (Numba has no vector math library here).
@@ -162,30 +153,6 @@ def normalize_rows(p, sums):
 
 
 @_jit
-def softmax_backward(y, grad, out):
-    """out[r] = y[r] * (grad[r] - sum(grad[r] * y[r])), where y = softmax(x)."""
-    rows, cols = y.shape
-    for r in range(rows):
-        dot = np.float64(0.0)
-        for c in range(cols):
-            dot += grad[r, c] * y[r, c]
-        for c in range(cols):
-            out[r, c] = y[r, c] * (grad[r, c] - dot)
-
-
-@_jit
-def log_softmax_backward(p, grad, out):
-    """out[r] = grad[r] - p[r] * sum(grad[r]), where p = softmax(x) = exp(log_softmax(x))."""
-    rows, cols = p.shape
-    for r in range(rows):
-        total = np.float64(0.0)
-        for c in range(cols):
-            total += grad[r, c]
-        for c in range(cols):
-            out[r, c] = grad[r, c] - p[r, c] * total
-
-
-@_jit
 def cross_entropy_backward(p, target, row_scale, out):
     """out[r, c] = row_scale[r] * (p[r, c] - [c == target[r]]), where p = softmax(x)."""
     rows, cols = p.shape
@@ -197,7 +164,8 @@ def cross_entropy_backward(p, target, row_scale, out):
 
 
 # --------------------------------------------------------------------------------------------
-# Scatter-add: the backward of a gather. Indices may repeat, so their gradients must add up.
+# Scatter-add: the backward of the Embedding gather (layer_ops.Embedding). Indices may repeat, so
+# their gradients must add up (np.add.at does the same, measured 20-100x slower; bench/embedding_backward.py).
 # ``out`` arrives zeroed.
 # --------------------------------------------------------------------------------------------
 
@@ -210,13 +178,6 @@ def scatter_add_rows(grad, index, out):
         row = index[i]
         for d in range(dim):
             out[row, d] += grad[i, d]
-
-
-@_jit
-def scatter_add_flat(grad, index, out):
-    """out[index[i]] += grad[i] on flat arrays: grad (N,), index (N,) in [0, out.size)."""
-    for i in range(grad.size):
-        out[index[i]] += grad[i]
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,8 +207,9 @@ def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
             centered = x[r, c] - mu
             squares += centered * centered
         var_eps = squares / cols + eps
-        # eps = 0 on a constant row: 1/0 = inf, so the output is 0 * inf = NaN, as in PyTorch
-        inv = 1.0 / np.sqrt(var_eps) if var_eps > 0.0 else np.inf
+        # eps = 0 on a constant row: 1/0 = inf, so the output is 0 * inf = NaN, as in PyTorch;
+        # a row holding inf or NaN has a NaN variance, and its whole output is NaN, as in PyTorch
+        inv = 1.0 / np.sqrt(var_eps) if var_eps > 0.0 else (np.inf if var_eps == 0.0 else np.nan)
         mean[r] = mu
         rstd[r] = inv
         for c in range(cols):
@@ -335,27 +297,18 @@ def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean,
 
 
 # --------------------------------------------------------------------------------------------
-# Inverted dropout on flat arrays: threshold the uniform noise and scale the survivors in one pass.
+# Inverted dropout on flat arrays: mask and scale in one pass (numpy would make a temporary for mask * scale).
 # --------------------------------------------------------------------------------------------
 
 
 @_jit
-def dropout_forward(x, noise, p, scale, out, keep):
-    """out[i] = x[i] * scale where noise[i] >= p (probability 1 - p for noise uniform in [0, 1)), else 0.
+def dropout_apply(x, keep, scale, out):
+    """out[i] = x[i] * scale where keep[i], else x[i] * 0 (a dropped NaN stays NaN, as in PyTorch).
 
-    Also writes the boolean mask ``keep``, which the backward reuses.
+    The forward (x = the input) and the backward (x = the gradient) of dropout are this same product.
     """
     for i in range(x.size):
-        kept = noise[i] >= p
-        keep[i] = kept
-        out[i] = x[i] * scale if kept else 0.0
-
-
-@_jit
-def dropout_backward(grad, keep, scale, out):
-    """out = grad * keep * scale: the gradient flows only through the kept elements."""
-    for i in range(grad.size):
-        out[i] = grad[i] * scale if keep[i] else 0.0
+        out[i] = x[i] * (scale if keep[i] else 0.0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,24 +1,102 @@
-"""Ops for the nn layers: each replaces a whole composition of primitive ops by one graph node.
+"""Fused ops for the nn layers: each replaces a whole composition of primitive ops by one graph node.
 
-``LayerNorm`` computes in one kernel pass what ``F.layer_norm(..., fused=False)`` spells out in
-nine primitive ops; ``RNNRecurrence`` and ``LayerNormRNNRecurrence`` run a whole sequence of
-recurrent steps that ``nn.RNN(..., fused=False)`` builds step by step; ``Dropout``,
-``Embedding`` and ``NLLLoss`` are the lookups and masks those layers need. Tests check every
-one against its composed twin, in value and gradient.
+``LayerNorm`` computes in one kernel pass what ``F.layer_norm`` otherwise spells out in nine
+primitive ops; ``RNNRecurrence`` and ``LayerNormRNNRecurrence`` run a whole sequence of recurrent
+steps that ``nn.RNN`` otherwise builds step by step; ``Dropout``, ``Embedding``, ``NLLLoss`` and
+``CrossEntropy`` are the masks, lookups and losses those layers need. Tests check every one
+against its composed twin, in value and gradient.
 
-Same conventions as ops.py: forward and backward side by side, the derivative in a comment.
+``fused(False)`` (per thread) or ``set_fused(False)`` (the default for every thread) turns them all
+off: every layer then builds its graph from the primitive ops in ops.py, so ``backward`` is the
+engine's work, node by node. A layer's own ``fused=`` argument, when given, wins.
+
+Same conventions as ops.py: forward and backward side by side, the derivative in a comment. Here
+the backward passes are Numba kernels (kernels.py), derived by hand; that is why they are fast,
+and why the primitive path exists to check them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import kernels
 from .autograd import Function
-from .ops import as_flat
 from .random import generator
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --------------------------------------------------------------------------------------------
+# The switch between fused ops and primitive graphs
+# --------------------------------------------------------------------------------------------
+
+_fused_default = True  # what set_fused sets: the mode of every thread that has not chosen
+
+
+class _FusedMode(threading.local):
+    enabled: bool | None = None  # None: follow _fused_default
+
+
+_fused_mode = _FusedMode()
+
+
+def is_fused_enabled() -> bool:
+    """True if layers use their fused ops in this thread (the default)."""
+    enabled = _fused_mode.enabled
+    return _fused_default if enabled is None else enabled
+
+
+def set_fused(enabled: bool) -> None:
+    """Set the default for every thread: fused layer ops (True) or primitive graphs (False)."""
+    global _fused_default
+    _fused_default = bool(enabled)
+
+
+def use_fused(fused: bool | None) -> bool:
+    """A layer's ``fused=`` argument if given, else the current mode."""
+    return is_fused_enabled() if fused is None else bool(fused)
+
+
+class fused:
+    """Context manager and decorator: layers use fused ops (``enabled=True``) or build their graphs
+    from primitive ops (``enabled=False``) inside it, in this thread.
+
+    >>> with tl.fused(False):
+    ...     loss = model(x)        # every LayerNorm, RNN, loss... is a graph of primitive ops
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+
+    def __enter__(self) -> None:
+        self._previous = _fused_mode.enabled
+        _fused_mode.enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _fused_mode.enabled = self._previous
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with fused(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def as_flat(x: np.ndarray) -> np.ndarray:
+    """A contiguous 1-d view (or copy) of x, the form elementwise kernels take."""
+    return np.ascontiguousarray(x).reshape(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# The fused ops
+# --------------------------------------------------------------------------------------------
 
 
 class LayerNorm(Function):
@@ -56,8 +134,21 @@ class LayerNorm(Function):
         return dx, dweight, dbias
 
 
+def dropout_keep(shape: tuple[int, ...], dtype: np.dtype, p: float) -> np.ndarray:
+    """The dropout mask: True (kept) with probability 1 - p, from the library's seeded generator.
+
+    The fused op and the primitive path draw it the same way, so they drop the same elements.
+    """
+    return generator().random(shape, dtype=dtype) >= p  # uniform in [0, 1): kept where noise >= p
+
+
+def dropout_scale(p: float) -> float:
+    """1 / (1 - p), the factor that keeps E[y] = x; 0 for p = 1 (all dropped), as PyTorch."""
+    return 0.0 if p == 1 else 1.0 / (1.0 - p)
+
+
 class Dropout(Function):
-    """y = x * mask / (1 - p), each mask element 1 with probability 1 - p (inverted dropout)
+    """y = x * mask * scale, each mask element 1 with probability 1 - p, scale = 1 / (1 - p)
 
     The mask comes from the library's seeded generator, so ``tl.manual_seed`` repeats it.
     y has x's shape. p = 1 gives zeros (scale 0, as PyTorch). Callers skip the op for p = 0 or in
@@ -67,17 +158,16 @@ class Dropout(Function):
     name = "dropout"
 
     def forward(self, x, *, p):
-        self.scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
-        noise = generator().random(x.shape, dtype=x.dtype)  # uniform in [0, 1): kept where noise >= p
+        self.scale = dropout_scale(p)
+        self.keep = as_flat(dropout_keep(x.shape, x.dtype, p))
         out = np.empty(x.shape, dtype=x.dtype)
-        self.keep = np.empty(x.size, dtype=np.bool_)
-        kernels.dropout_forward(as_flat(x), noise.reshape(-1), float(p), self.scale, out.reshape(-1), self.keep)
+        kernels.dropout_apply(as_flat(x), self.keep, self.scale, out.reshape(-1))
         return out
 
     # d y/dx = mask * scale
     def backward(self, g):
         out = np.empty(g.shape, dtype=g.dtype)
-        kernels.dropout_backward(as_flat(g), self.keep, self.scale, out.reshape(-1))
+        kernels.dropout_apply(as_flat(g), self.keep, self.scale, out.reshape(-1))
         return out
 
 
@@ -126,6 +216,31 @@ class Embedding(Function):
         return grad
 
 
+def classification_targets(scores: np.ndarray, target: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+                           op: str) -> tuple[np.ndarray, np.ndarray]:
+    """(target, row weights) for scores (N, C): each target in [0, C) (0 where ignored), and each
+    row's weight w[t_n] (1 without class weights, 0 where t_n == ignore_index).
+
+    Scores that are not (N, C) or targets that are not (N,) are a ValueError, non-integer targets a
+    TypeError, a target outside [0, C) other than ``ignore_index`` an IndexError.
+    """
+    if scores.ndim != 2:
+        raise ValueError(f"expected scores of shape (N, C), got {scores.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices, got dtype {target.dtype}")
+    n, classes = scores.shape
+    if target.shape != (n,):
+        raise ValueError(f"target of shape {target.shape} does not match input of shape {scores.shape}")
+    ignored = target == ignore_index
+    out_of_range = ~ignored & ((target < 0) | (target >= classes))
+    if out_of_range.any():
+        raise IndexError(f"{op}: Target {target[out_of_range][0]} is out of bounds for {classes} classes.")
+    safe_target = np.where(ignored, 0, target).astype(np.int64)  # in range, so kernels may index with it
+    row_weights = np.ones(n, scores.dtype) if weight is None else weight[safe_target].astype(scores.dtype)
+    row_weights[ignored] = 0
+    return safe_target, row_weights
+
+
 class _ClassificationLoss(Function):
     """What NLLLoss and CrossEntropy share: target checks, class weights, reduction and its backward.
 
@@ -136,21 +251,8 @@ class _ClassificationLoss(Function):
 
     def _prepare(self, scores, target, weight, ignore_index, reduction):
         """Check the targets; keep each row's target (0 where ignored) and weight."""
-        if scores.ndim != 2:
-            raise ValueError(f"expected scores of shape (N, C), got {scores.shape}")
-        if target.dtype.kind not in "iu":
-            raise TypeError(f"{self.name}: target must hold integer class indices, got dtype {target.dtype}")
-        n, classes = scores.shape
-        if target.shape != (n,):
-            raise ValueError(f"target of shape {target.shape} does not match input of shape {scores.shape}")
-        ignored = target == ignore_index
-        out_of_range = ~ignored & ((target < 0) | (target >= classes))
-        if out_of_range.any():
-            raise IndexError(f"{self.name}: Target {target[out_of_range][0]} is out of bounds for {classes} classes.")
-        self.target = np.where(ignored, 0, target).astype(np.int64)  # in range, so kernels may index with it
-        self.row_weights = np.ones(n, scores.dtype) if weight is None else weight[self.target].astype(scores.dtype)
-        self.row_weights[ignored] = 0
-        self.any_counted = not ignored.all()
+        self.target, self.row_weights = classification_targets(scores, target, weight, ignore_index, self.name)
+        self.any_counted = bool((target != ignore_index).any())
         self.shape, self.reduction = scores.shape, reduction
 
     def _reduce(self, losses):

@@ -2,11 +2,12 @@
 
 ``forward`` gets numpy arrays and returns one; ``backward`` gets the gradient of the loss with
 respect to the output and returns one gradient per input (``None`` where none is needed).
-The comment above each ``backward`` is the derivative it implements; ``g`` is the incoming
-gradient. Big loops that numpy would run as several passes live in ``kernels.py``.
+The comment above each ``backward`` is the derivative it implements, and the code below it is
+that formula in numpy; ``g`` is the incoming gradient.
 
 Ops never see ``Tensor``: ``Function.apply`` (in autograd.py) unwraps the inputs and wraps the
-result. Everything here is plain numpy plus kernel calls.
+result. Everything here is plain numpy: no kernels. The fused layer ops in layer_ops.py are where
+Numba kernels earn their place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
 from .autograd import Function
 
 # --------------------------------------------------------------------------------------------
@@ -34,14 +34,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if grad.shape == shape:
         return grad
     added = grad.ndim - len(shape)
-    if added > 0 and grad.shape[added:] == shape and len(shape) > 0:
-        # the common case (a bias): only leading dims were added; one pass over the rows
-        rows = np.ascontiguousarray(grad).reshape(math.prod(grad.shape[:added]), math.prod(shape))
-        summed = np.empty(shape, dtype=grad.dtype)
-        kernels.sum_rows(rows, summed.reshape(-1))
-        return summed
     stretched = tuple(i + added for i, n in enumerate(shape) if n == 1 and grad.shape[i + added] != 1)
-    summed = grad.sum(axis=tuple(range(added)) + stretched, keepdims=False)
+    summed = grad.sum(axis=tuple(range(added)) + stretched)
     return summed.reshape(shape)
 
 
@@ -62,34 +56,6 @@ def normalize_dims(dim: Any, ndim: int, op: str) -> tuple[int, ...]:
     if len(result) != len(dims):
         raise ValueError(f"dim {dim} repeats a dimension")
     return result if ndim > 0 else ()
-
-
-def _rows(x: np.ndarray, dim: int) -> np.ndarray:
-    """``x`` with ``dim`` moved last, as a contiguous 2-d array (rows, size of dim)."""
-    if x.ndim == 0:
-        return x.reshape(1, 1)
-    moved = np.moveaxis(x, dim, -1) if dim != x.ndim - 1 else x
-    return np.ascontiguousarray(moved).reshape(math.prod(moved.shape[:-1]), x.shape[dim])  # no -1: sizes may be 0
-
-
-def _unrows(rows: np.ndarray, like: np.ndarray, dim: int) -> np.ndarray:
-    """Inverse of ``_rows``: back to the shape and axis order of ``like``."""
-    if like.ndim == 0:
-        return rows.reshape(())
-    moved_shape = like.shape[:dim] + like.shape[dim + 1 :] + (like.shape[dim],)
-    return np.moveaxis(rows.reshape(moved_shape), -1, dim)
-
-
-def _elementwise(kernel: Any, *arrays: np.ndarray) -> np.ndarray:
-    """Run an elementwise kernel on flat views of ``arrays``; the result has the first array's shape."""
-    out = np.empty(arrays[0].shape, dtype=arrays[-1].dtype)
-    kernel(*[as_flat(a) for a in arrays], out.reshape(-1))
-    return out
-
-
-def as_flat(x: np.ndarray) -> np.ndarray:
-    """A contiguous 1-d view (or copy) of x, the form elementwise kernels take."""
-    return np.ascontiguousarray(x).reshape(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,7 +199,8 @@ class PowScalar(Function):
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them)."""
     if b.ndim == 2 and a.ndim > 2:
-        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
+        rows = math.prod(a.shape[:-1])  # not -1: a size may be 0
+        return (a.reshape(rows, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
     return a @ b
 
 
@@ -284,10 +251,32 @@ class MatMul(Function):
             if b2.ndim == 2 and a2.ndim > 2:
                 # (..., n, k) @ (k, m): fold the batch dims into one matrix product
                 k, m = b2.shape
-                grad_b = a2.reshape(-1, k).T @ g2.reshape(-1, m)
+                rows = math.prod(a2.shape[:-1])
+                grad_b = a2.reshape(rows, k).T @ g2.reshape(rows, m)
             else:
                 grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
             grad_b = grad_b.reshape(b.shape)
+        return grad_a, grad_b
+
+
+class Where(Function):
+    """a where condition is true, else b: condition, a and b broadcast together
+
+    ``condition`` is a bool array (a parameter: it gets no gradient).
+    """
+
+    name = "where"
+
+    def forward(self, a, b, *, condition):
+        self.condition, self.shapes = condition, (a.shape, b.shape)
+        return np.where(condition, a, b)
+
+    # d/da = 1 where the condition holds, else 0; d/db the other way round
+    def backward(self, g):
+        a_shape, b_shape = self.shapes
+        need_a, need_b = self.needs_input_grad
+        grad_a = unbroadcast(np.where(self.condition, g, 0), a_shape) if need_a else None
+        grad_b = unbroadcast(np.where(self.condition, 0, g), b_shape) if need_b else None
         return grad_a, grad_b
 
 
@@ -374,7 +363,7 @@ class Tanh(Function):
     # d tanh(x)/dx = 1 - tanh(x)**2
     def backward(self, g):
         (y,) = self.saved_tensors
-        return _elementwise(kernels.tanh_backward, y, g)
+        return g * (1 - y * y)
 
 
 class Sigmoid(Function):
@@ -383,14 +372,16 @@ class Sigmoid(Function):
     name = "sigmoid"
 
     def forward(self, x):
-        y = _elementwise(kernels.sigmoid_forward, x)
+        # exp(-|x|) never overflows; for x < 0, 1 / (1 + exp(-x)) is rewritten as e / (1 + e)
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         self.save_for_backward(y)
         return y
 
     # d sigmoid(x)/dx = sigmoid(x) * (1 - sigmoid(x))
     def backward(self, g):
         (y,) = self.saved_tensors
-        return _elementwise(kernels.sigmoid_backward, y, g)
+        return g * y * (1 - y)
 
 
 class ReLU(Function):
@@ -399,13 +390,14 @@ class ReLU(Function):
     name = "relu"
 
     def forward(self, x):
-        self.save_for_backward(x)
-        return np.maximum(x, 0)
+        y = np.maximum(x, 0)
+        self.save_for_backward(y)
+        return y
 
-    # d relu(x)/dx = 1 where x > 0, else 0
+    # d relu(x)/dx = 0 where relu(x) <= 0, else 1  (so 1 at x = nan, as PyTorch)
     def backward(self, g):
-        (x,) = self.saved_tensors
-        return _elementwise(kernels.relu_backward, x, g)
+        (y,) = self.saved_tensors
+        return np.where(y <= 0, 0, g)
 
 
 class Abs(Function):
@@ -417,10 +409,32 @@ class Abs(Function):
         self.save_for_backward(x)
         return np.abs(x)
 
-    # d|x|/dx = sign(x)  (0 at x = 0, as PyTorch)
+    # d|x|/dx = sign(x) = (x > 0) - (x < 0)  (0 at x = 0 and at x = nan, as PyTorch)
     def backward(self, g):
         (x,) = self.saved_tensors
-        return g * np.sign(x)
+        return g * ((x > 0).astype(g.dtype) - (x < 0))
+
+
+class Clamp(Function):
+    """x limited to [low, high] (either may be None); with low > high every element is high, as PyTorch"""
+
+    name = "clamp"
+
+    def forward(self, x, *, low=None, high=None):
+        self.save_for_backward(x)
+        self.low, self.high = low, high
+        y = x if low is None else np.maximum(x, np.asarray(low, x.dtype))
+        return y if high is None else np.minimum(y, np.asarray(high, x.dtype))
+
+    # d clamp(x)/dx = 1 where low <= x <= high, else 0  (0 at x = nan)
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        inside = np.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x >= self.low
+        if self.high is not None:
+            inside &= x <= self.high
+        return g * inside
 
 
 class Cast(Function):
@@ -492,25 +506,84 @@ class Mean(Function):
         return _expand_reduced(g / self.count, self.shape, self.dims, self.keepdim)
 
 
-class Max(Function):
-    """max of x over dims (values only, like torch.amax)"""
+class AMax(Function):
+    """largest value of x over dims (values only, as torch.amax)
 
-    name = "max"
+    ``nan_takes_gradient`` is for ``max()`` without a dim: there a NaN maximum sends the gradient
+    to the NaN elements, while torch.amax gives NaN to the whole slice (and so does this op).
+    """
 
-    def forward(self, x, *, dim=None, keepdim=False):
-        self.dims = normalize_dims(dim, x.ndim, "max")
-        self.keepdim = keepdim
-        out = x.max(axis=self.dims, keepdims=keepdim)
+    name = "amax"
+    reduce = staticmethod(np.max)
+
+    def forward(self, x, *, dim=None, keepdim=False, nan_takes_gradient=False):
+        self.dims = normalize_dims(dim, x.ndim, self.name)
+        empty = [d for d in self.dims if x.shape[d] == 0]
+        if empty:
+            raise IndexError(f"{self.name}: expected reduction dim {empty[0]} to have non-zero size, "
+                             f"got a tensor of shape {x.shape}")
+        self.keepdim, self.nan_takes_gradient = keepdim, nan_takes_gradient
+        out = self.reduce(x, axis=self.dims, keepdims=keepdim)
         self.save_for_backward(x, out)
         return out
 
-    # d max(x)/dx_i = 1 where x_i is the max (shared equally between ties), else 0
+    # d max(x)/dx_i = 1 where x_i is the max, else 0; ties share it equally: 1 / (number of ties)
     def backward(self, g):
         x, out = self.saved_tensors
         peak = _expand_reduced(out, x.shape, self.dims, self.keepdim)
-        winners = (x == peak).astype(g.dtype)
+        winners = x == peak
+        if self.nan_takes_gradient:
+            winners |= np.isnan(x) & np.isnan(peak)
+        winners = winners.astype(g.dtype)
         count = winners.sum(axis=self.dims, keepdims=True)
-        return winners * _expand_reduced(g, x.shape, self.dims, self.keepdim) / count
+        with np.errstate(invalid="ignore", divide="ignore"):  # a NaN max: no winner, 0 / 0 = NaN, as torch.amax
+            return winners * _expand_reduced(g, x.shape, self.dims, self.keepdim) / count
+
+
+class AMin(AMax):
+    """smallest value of x over dims (values only, as torch.amin)"""
+
+    name = "amin"
+    reduce = staticmethod(np.min)
+
+
+def arg_extreme(x: np.ndarray, dim: int | None, keepdim: bool, find: Any, op: str) -> np.ndarray:
+    """np.argmax or np.argmin of x along dim (None: of the flattened x) as int64; a NaN counts as the extreme."""
+    if dim is None:
+        if x.size == 0:
+            raise IndexError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
+        index = np.asarray(find(x), dtype=np.int64)
+        return index.reshape((1,) * x.ndim) if keepdim else index
+    dim = normalize_dim(dim, x.ndim, op)
+    if x.ndim and x.shape[dim] == 0:
+        raise IndexError(f"{op}: expected reduction dim {dim} to have non-zero size, got a tensor of shape {x.shape}")
+    return np.asarray(find(x, axis=dim if x.ndim else None, keepdims=keepdim), dtype=np.int64)
+
+
+class TakeAlongDim(Function):
+    """x at the given index along dim, one per slice: the values of max(dim) and min(dim)
+
+    ``indices`` has x's shape with size 1 along ``dim`` (from argmax/argmin with keepdim).
+    """
+
+    name = "take_along_dim"
+
+    def forward(self, x, *, indices, dim, keepdim=False):
+        self.dim = normalize_dim(dim, x.ndim, self.name)
+        self.indices, self.shape, self.keepdim = indices, x.shape, keepdim
+        if x.ndim == 0:
+            return x.copy()
+        out = np.take_along_axis(x, indices, axis=self.dim)
+        return out if keepdim else out.squeeze(self.dim)
+
+    # the gradient goes back to the one position each output came from; the rest get 0
+    def backward(self, g):
+        if not self.shape:
+            return g.copy()
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        picked = g if self.keepdim else np.expand_dims(g, self.dim)
+        np.put_along_axis(grad, self.indices, picked, axis=self.dim)
+        return grad
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,56 +650,91 @@ class Expand(Function):
 class GetItem(Function):
     """x[index]: ints, slices, None, Ellipsis, and integer or boolean arrays (a gather)
 
-    The output shape is numpy's; an index out of bounds is an IndexError (numpy's check, before
-    any kernel sees the index).
+    PyTorch's rules, in two numpy steps (``split_index``): ints, slices and None first (a view),
+    then the arrays. So x[0, :, [1, 2]] of x (2, 3, 4) has shape (3, 2), as in PyTorch, where numpy
+    alone would give (2, 3). An index out of bounds is an IndexError.
     """
 
     name = "getitem"
 
     def forward(self, x, *, index):
         self.input_shape = x.shape
-        self.index = index
-        out = x[index]
-        if not isinstance(out, np.ndarray):
-            out = np.asarray(out)
-        return out
+        self.basic, self.arrays = split_index(index, x.ndim)
+        out = x[self.basic]
+        if self.arrays is not None:
+            out = out[self.arrays]
+        return np.asarray(out)
 
     # each element of the output came from one position of x: add the gradient back there.
-    # Integer-array indices may repeat a position, so those gradients are added with a kernel.
+    # Index arrays may repeat a position, so np.add.at (which adds repeats up) does the arrays.
     def backward(self, g):
-        index, shape = self.index, self.input_shape
-        if _is_row_gather(index):
-            rows = _nonnegative(np.asarray(index), shape[0]).reshape(-1)
-            g_rows = np.ascontiguousarray(g).reshape(rows.size, math.prod(shape[1:]))
-            grad = np.zeros(shape, dtype=g.dtype)
-            kernels.scatter_add_rows(g_rows, rows, grad.reshape(shape[0], -1))
-            return grad
-        if _has_array_index(index):
-            positions = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)[index]
-            grad = np.zeros(shape, dtype=g.dtype)
-            kernels.scatter_add_flat(as_flat(g), positions.reshape(-1), grad.reshape(-1))
-            return grad
-        grad = np.zeros(shape, dtype=g.dtype)
-        grad[index] = g  # basic indexing picks each position at most once
+        grad = np.zeros(self.input_shape, dtype=g.dtype)
+        if self.arrays is None:
+            grad[self.basic] = g  # basic indexing picks each position at most once
+        else:
+            np.add.at(grad[self.basic], self.arrays, g)  # grad[self.basic] is a view: adds land in grad
         return grad
 
 
-def _is_row_gather(index: Any) -> bool:
-    """True for x[int_array]: the gather Embedding uses, which has a fast backward."""
-    return isinstance(index, np.ndarray) and index.dtype.kind in "iu"
+def split_index(index: Any, ndim: int) -> tuple[tuple, tuple | None]:
+    """PyTorch's indexing as two numpy steps: (basic, arrays), with x[index] == x[basic][arrays].
 
-
-def _has_array_index(index: Any) -> bool:
+    ``basic`` has the ints, slices and None (numpy's basic indexing: a view); ``arrays`` has the
+    integer and boolean arrays, in their places among full slices, or is None when there are none.
+    PyTorch applies ints first (as selections), so where numpy would group an int with an array
+    and move the array dims to the front, PyTorch does not; doing the ints first reproduces it.
+    Then numpy's rule for the arrays is PyTorch's: their dims replace theirs in place if the arrays
+    are next to each other, and go first otherwise.
+    """
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+    consumed = sum(_dims_consumed(p) for p in parts)
+    if consumed > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (got {consumed})")
+    basic: list[Any] = []
+    arrays: list[Any] = []
+    has_array = False
+    for part in parts:
+        if part is Ellipsis:
+            basic.extend([slice(None)] * (ndim - consumed))
+            arrays.extend([slice(None)] * (ndim - consumed))
+        elif part is None or isinstance(part, slice):
+            basic.append(part)
+            arrays.append(slice(None))
+        elif isinstance(part, (bool, np.bool_)) or (isinstance(part, np.ndarray) and part.dtype == np.bool_):
+            mask = np.asarray(part)
+            basic.extend([slice(None)] * mask.ndim)
+            arrays.append(mask)
+            has_array = True
+        elif isinstance(part, np.ndarray):
+            if part.dtype.kind not in "iu":
+                raise IndexError(f"tensors used as indices must be long, int or bool tensors, got {part.dtype}")
+            basic.append(slice(None))
+            arrays.append(part.astype(np.int64, copy=False))
+            has_array = True
+        elif isinstance(part, (int, np.integer)):
+            basic.append(int(part))  # selects: this dim is gone before the arrays index
+        else:
+            raise IndexError(f"only integers, slices, None, ..., and integer or boolean tensors are valid "
+                             f"indices, got {type(part).__name__}")
+    return tuple(basic), (tuple(arrays) if has_array else None)
 
 
-def _nonnegative(index: np.ndarray, size: int) -> np.ndarray:
-    """Indices in [-size, size) as int64 in [0, size); numpy has already rejected the rest."""
-    index = index.astype(np.int64, copy=False)
-    if index.size and index.min() < 0:
-        index = np.where(index < 0, index + size, index)
-    return index
+def _dims_consumed(part: Any) -> int:
+    """How many dims of x one part of an index uses up (None, ... and a bool scalar use none)."""
+    if part is None or part is Ellipsis or isinstance(part, (bool, np.bool_)):
+        return 0
+    if isinstance(part, np.ndarray) and part.dtype == np.bool_:
+        return part.ndim
+    return 1
+
+
+def assign_at(x: np.ndarray, index: Any, value: Any) -> None:
+    """x[index] = value in place, with PyTorch's indexing rules (see ``split_index``)."""
+    basic, arrays = split_index(index, x.ndim)
+    if arrays is None:
+        x[basic] = value
+    else:
+        x[basic][arrays] = value  # x[basic] is a view, so the assignment lands in x
 
 
 class Cat(Function):
@@ -677,35 +785,34 @@ class Stack(Function):
 
 
 # --------------------------------------------------------------------------------------------
-# Softmax and log-softmax (kernels in kernels.py; stable for large logits)
+# Softmax and log-softmax along one dim (the row maximum is subtracted first, so large logits
+# stay finite: softmax(x) = softmax(x - c) for any constant c)
 # --------------------------------------------------------------------------------------------
 
 
 class Softmax(Function):
     """softmax(x)_i = exp(x_i) / sum_j exp(x_j) along dim
 
-    Same shape as x; the row maximum is subtracted first, so large logits stay finite. A dim out
-    of range is an IndexError. The same for LogSoftmax.
+    Same shape as x. A dim out of range is an IndexError. The same for LogSoftmax.
     """
 
     name = "softmax"
 
     def forward(self, x, *, dim):
         self.dim = normalize_dim(dim, x.ndim, "softmax")
-        rows = _rows(x, self.dim)
-        y = np.empty_like(rows)
-        kernels.subtract_row_max(rows, y)
-        np.exp(y, out=y)  # numpy's exp is vectorised; the row passes around it are kernels
-        kernels.normalize_rows(y, np.empty(len(y), y.dtype))
+        if x.size == 0:
+            return x.copy()
+        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+        y = e / e.sum(axis=self.dim, keepdims=True)
         self.save_for_backward(y)
-        return _unrows(y, x, self.dim)
+        return y
 
-    # d softmax/dx: dx = y * (g - sum(g * y))
+    # d softmax/dx: dx = y * (g - sum(g * y))   (the sum along dim; derived in docs/autograd.md)
     def backward(self, g):
-        (y,) = self.saved_tensors  # as rows
-        out = np.empty_like(y)
-        kernels.softmax_backward(y, _rows(g, self.dim), out)
-        return _unrows(out, g, self.dim)
+        if g.size == 0:
+            return g.copy()
+        (y,) = self.saved_tensors
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
 
 
 class LogSoftmax(Function):
@@ -715,17 +822,17 @@ class LogSoftmax(Function):
 
     def forward(self, x, *, dim):
         self.dim = normalize_dim(dim, x.ndim, "log_softmax")
-        rows = _rows(x, self.dim)
-        shifted = np.empty_like(rows)
-        kernels.subtract_row_max(rows, shifted)
+        if x.size == 0:
+            return x.copy()
+        shifted = x - x.max(axis=self.dim, keepdims=True)
         with np.errstate(divide="ignore"):  # a row of -inf logits gives log(0) = -inf, as in PyTorch
-            y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            y = shifted - np.log(np.exp(shifted).sum(axis=self.dim, keepdims=True))
         self.save_for_backward(y)
-        return _unrows(y, x, self.dim)
+        return y
 
-    # d log_softmax/dx: dx = g - softmax(x) * sum(g)
+    # d log_softmax/dx: dx = g - softmax(x) * sum(g), with softmax(x) = exp(log_softmax(x))
     def backward(self, g):
-        (y,) = self.saved_tensors  # as rows
-        out = np.empty_like(y)
-        kernels.log_softmax_backward(np.exp(y), _rows(g, self.dim), out)
-        return _unrows(out, g, self.dim)
+        if g.size == 0:
+            return g.copy()
+        (y,) = self.saved_tensors
+        return g - np.exp(y) * g.sum(axis=self.dim, keepdims=True)

@@ -4,7 +4,8 @@
     loss.backward(); opt.step(); opt.zero_grad()
 
 ``step`` updates each parameter's ``.data`` in place (skipping parameters whose ``.grad`` is
-None); ``state_dict``/``load_state_dict`` save and restore everything needed to resume exactly.
+None) and bumps its version, so a backward through a graph built before the step raises instead of
+using the new values; ``state_dict``/``load_state_dict`` save and restore everything needed to resume exactly.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 elif param.grad is not None:
-                    param.grad.data[...] = 0
+                    param.grad.zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()`` if one is given."""
@@ -73,6 +74,7 @@ class Optimizer:
                 for param in group["params"]:
                     if param.grad is not None:
                         self._update(param, param.grad.data, self.state.setdefault(param, {}), group)
+                        param._bump_version()  # a graph that saved the old values can no longer backward
         return loss
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:

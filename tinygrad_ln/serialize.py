@@ -7,7 +7,9 @@ None, lists and tuples come back exactly as they were saved. Nothing is ever pic
 loading a file cannot run code. ``np.load`` reads these files too.
 
 Writes are atomic: the archive goes to a temporary file in the same folder, is flushed to disk,
-then renamed over ``path``; a crash mid-write leaves the old checkpoint intact.
+then renamed over ``path``; a crash mid-write leaves the old checkpoint intact. The temporary file
+is named ``.<name>.<pid>.<random>.tmp`` beside ``path``. A process killed mid-write leaves it
+behind; the next ``save`` to the same path deletes those whose process is no longer running.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
     arrays[_STRUCTURE_KEY] = np.array(json.dumps(structure))
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    _remove_stale_temporaries(folder, os.path.basename(path))
+    prefix = f".{os.path.basename(path)}.{os.getpid()}."
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             with zipfile.ZipFile(file, "w") as archive:
@@ -60,6 +64,34 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _remove_stale_temporaries(folder: str, name: str) -> None:
+    """Delete ``.<name>.<pid>.*.tmp`` files left by earlier saves whose process has died."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid = entry[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process may be saving the same path from another thread
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else (PermissionError)
+        return True
+    return True
 
 
 def _new_file_mode() -> int:
@@ -83,17 +115,30 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise ValueError("the file holds a single array, not an .npz archive")
         with loaded:
+            _check_members(path, loaded.zip.namelist())
             arrays = {key: loaded[key] for key in loaded.files}  # reads (and CRC-checks) every member now
         if _STRUCTURE_KEY not in arrays:
             return arrays
         structure = json.loads(str(arrays.pop(_STRUCTURE_KEY)))
         return _decode(structure, arrays)
-    except (PermissionError, IsADirectoryError):
+    except (PermissionError, IsADirectoryError, CheckpointError):
         raise
     except Exception as error:  # anything that goes wrong reading the bytes means the file is damaged
         raise CheckpointError(
             f"load: cannot read checkpoint {path!r}: the file is truncated or corrupt ({type(error).__name__}: {error})"
         ) from error
+
+
+def _check_members(path: str, members: list[str]) -> None:
+    """A checkpoint holds only .npy arrays; numpy would hand back any other member as raw bytes."""
+    others = [m for m in members if not m.endswith(".npy")]
+    if others or not members:
+        torch_file = any(m.endswith("data.pkl") for m in members)
+        raise CheckpointError(
+            f"load: {path!r} is a zip archive but not a checkpoint of arrays: it holds "
+            f"{', '.join(others[:3]) or 'nothing'}{', ...' if len(others) > 3 else ''}"
+            + (" (a PyTorch .pt file: load it with torch.load, which unpickles)" if torch_file else "")
+        )
 
 
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:

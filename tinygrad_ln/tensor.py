@@ -3,54 +3,25 @@
 Every operator and method here turns its arguments into tensors and calls one op's
 ``apply`` (see ops.py). The op computes the result; if any input requires grad, the result
 keeps the op as ``grad_fn``, and ``backward`` later walks those nodes (see autograd.py).
+
+A first read: the class up to the end of "arithmetic" (how a tensor is made, how ``backward``
+starts, how ``a * b`` reaches ``ops.Mul``). The rest is more of the same pattern, plus in-place
+methods, conversions and constructors; the dtype rules live in dtypes.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import autograd, ops
+from .autograd import modes
+from .dtypes import DEFAULT_FLOAT, INT, as_array, common_dtype, is_float, promoted_pair
 from .random import generator
 
-DEFAULT_FLOAT = np.dtype(np.float32)
-_INT = np.dtype(np.int64)
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 Shape = tuple[int, ...]
-
-
-def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """``data`` as a fresh numpy array with the library's dtype rules.
-
-    Python floats become float32; float32/float64 arrays keep their dtype; other floats become
-    float32; integers become int64; booleans stay bool. An explicit ``dtype`` wins.
-    """
-    if dtype is not None:
-        return np.array(data, dtype=np.dtype(dtype))
-    array = np.array(data)
-    kind = array.dtype.kind
-    if kind == "f":
-        keeps_dtype = isinstance(data, (np.ndarray, np.generic)) and array.dtype in _FLOAT_DTYPES
-        return array if keeps_dtype else array.astype(DEFAULT_FLOAT)
-    if kind in "iu":
-        return array.astype(_INT, copy=False)
-    if kind == "b":
-        return array
-    raise TypeError(f"Tensor: cannot hold data of dtype {array.dtype}; use floats, integers or booleans")
-
-
-def _shape_args(shape: Sequence[Any]) -> Shape:
-    """Accept both ``zeros(2, 3)`` and ``zeros((2, 3))``."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple(int(n) for n in shape)
-
-
-def _is_float(array: np.ndarray) -> bool:
-    return array.dtype.kind == "f"
 
 
 class Tensor:
@@ -60,157 +31,34 @@ class Tensor:
     numpy array or a Tensor (copied). Only float tensors may require grad (``TypeError``).
     """
 
-    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "__weakref__")
+    __slots__ = ("data", "grad", "grad_fn", "requires_grad", "_version", "__weakref__")
     # let `numpy_array * tensor` reach Tensor.__rmul__ instead of numpy looping over elements
     __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        self.data: np.ndarray = _as_array(data, dtype)
+        self.data: np.ndarray = as_array(data, dtype)
         self.grad: Tensor | None = None
         self.grad_fn: autograd.Function | None = None
         self.requires_grad = False
+        self._version: autograd.VersionCounter | None = None
         if requires_grad:
             self.requires_grad_(True)
 
     @staticmethod
-    def _make(data: np.ndarray, grad_fn: autograd.Function | None = None) -> Tensor:
+    def _make(data: np.ndarray, grad_fn: autograd.Function | None = None,
+              version: autograd.VersionCounter | None = None) -> Tensor:
         """Wrap an array without copying: the fast path for op results (``Function.apply`` calls it
-        through its first input, so autograd.py needs no import of Tensor) and for gradients."""
+        through its first input, so autograd.py needs no import of Tensor) and for gradients.
+        ``version`` is shared with the tensor whose memory ``data`` views, if any."""
         t = object.__new__(Tensor)
         t.data = data
         t.grad = None
         t.grad_fn = grad_fn
         t.requires_grad = grad_fn is not None
+        t._version = version
         return t
-
-    # ---- constructors ------------------------------------------------------------------------
-
-    @classmethod
-    def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """A tensor of zeros: ``Tensor.zeros(2, 3)`` or ``Tensor.zeros((2, 3))``; float32 unless ``dtype`` is given."""
-        return cls(np.zeros(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
-
-    @classmethod
-    def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """A tensor of ones: ``Tensor.ones(2, 3)`` or ``Tensor.ones((2, 3))``; float32 unless ``dtype`` is given."""
-        return cls(np.ones(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
-
-    @classmethod
-    def full(cls, shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """A tensor filled with ``value``; the dtype follows the value (int -> int64) unless given."""
-        if dtype is None:
-            dtype = _as_array(value).dtype
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        return cls(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
-
-    @classmethod
-    def randn(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """Standard normal samples from the library's seeded generator."""
-        dtype = np.dtype(dtype or DEFAULT_FLOAT)
-        return cls(generator().standard_normal(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
-
-    @classmethod
-    def rand(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """Uniform samples in [0, 1) from the library's seeded generator."""
-        dtype = np.dtype(dtype or DEFAULT_FLOAT)
-        return cls(generator().random(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
-
-    @classmethod
-    def arange(cls, start: float, end: float | None = None, step: float = 1, requires_grad: bool = False,
-               dtype: Any = None) -> Tensor:
-        """``arange(n)`` is 0..n-1 as int64; float arguments give float32, as in PyTorch."""
-        if end is None:
-            start, end = 0, start
-        values = np.arange(start, end, step)
-        if dtype is None and values.dtype.kind == "f":
-            dtype = DEFAULT_FLOAT  # numpy would give float64
-        return cls(values, requires_grad=requires_grad, dtype=dtype)
-
-    @classmethod
-    def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-        """The (n, m) identity matrix (m = n by default): ones on the diagonal; float32 unless ``dtype`` is given."""
-        return cls(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
-
-    # ---- attributes ---------------------------------------------------------------------------
-
-    @property
-    def shape(self) -> Shape:
-        """The size of each dim, a tuple of ints (``()`` for a 0-d tensor)."""
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        """The number of dims, ``len(shape)``."""
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The numpy dtype of the data: float32 (the default), float64, int64 (indices) or bool."""
-        return self.data.dtype
-
-    @property
-    def is_leaf(self) -> bool:
-        """True unless an op that recorded the graph made this tensor."""
-        return self.grad_fn is None
-
-    def size(self, dim: int | None = None) -> Shape | int:
-        """The shape, or with ``dim`` the size of that one dim (``torch.Tensor.size``); IndexError if out of range."""
-        return self.data.shape if dim is None else self.data.shape[dim]
-
-    def numel(self) -> int:
-        """The number of elements, the product of the shape."""
-        return int(self.data.size)
-
-    def __len__(self) -> int:
-        if self.data.ndim == 0:
-            raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
-
-    # ---- conversion ---------------------------------------------------------------------------
-
-    def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied)."""
-        return self.data
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
-
-    def item(self) -> float | int | bool:
-        """The value of a one-element tensor (of any shape) as a Python number; RuntimeError otherwise."""
-        if self.data.size != 1:
-            raise RuntimeError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
-        return self.data.item()
-
-    def tolist(self) -> Any:
-        """The data as nested Python lists of numbers (a plain number for a 0-d tensor)."""
-        return self.data.tolist()
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
-
-    def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
-        extras = []
-        if self.data.dtype != DEFAULT_FLOAT:
-            extras.append(f"dtype={self.data.dtype}")
-        if self.grad_fn is not None:
-            extras.append(f"grad_fn=<{self.grad_fn.name}>")
-        elif self.requires_grad:
-            extras.append("requires_grad=True")
-        return "Tensor(" + ", ".join([body, *extras]) + ")"
-
-    # identity hashing, so tensors can be dict keys even though == is elementwise
-    __hash__ = object.__hash__
 
     # ---- autograd -----------------------------------------------------------------------------
 
@@ -251,6 +99,7 @@ class Tensor:
             self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
         else:
             self.grad.data += grad
+            self.grad._bump_version()
 
     def retain_grad(self) -> Tensor:
         """Ask a non-leaf tensor to keep its gradient in ``.grad`` during backward."""
@@ -261,19 +110,19 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        """A tensor sharing this data but cut from the graph."""
-        return Tensor._make(self.data)
+        """A tensor sharing this data (and its version counter) but cut from the graph."""
+        return Tensor._make(self.data, None, self._version_counter())
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place on a leaf; only float tensors may require grad."""
-        if requires_grad and not _is_float(self.data):
+        if requires_grad and not is_float(self.data):
             raise TypeError(f"only floating-point tensors can require gradients, this one is {self.data.dtype}")
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("requires_grad_: only leaf tensors can stop requiring grad; use detach()")
         self.requires_grad = bool(requires_grad)
         return self
 
-    # ---- operands -----------------------------------------------------------------------------
+    # ---- arithmetic ---------------------------------------------------------------------------
 
     def _operand(self, value: Any) -> Tensor:
         """``value`` (a Tensor, array or number) as a tensor to combine with this one."""
@@ -281,24 +130,23 @@ class Tensor:
             return value
         if isinstance(value, (bool, int, float, np.number, np.bool_)):
             # a number takes the tensor's dtype, as in PyTorch: float32 * 2.0 stays float32
-            if _is_float(self.data):
+            if is_float(self.data):
                 return Tensor._make(np.asarray(value, dtype=self.data.dtype))
-            is_float = isinstance(value, (float, np.floating))
-            return Tensor._make(np.asarray(value, dtype=DEFAULT_FLOAT if is_float else _INT))
+            is_float_number = isinstance(value, (float, np.floating))
+            return Tensor._make(np.asarray(value, dtype=DEFAULT_FLOAT if is_float_number else INT))
         return Tensor(value)
 
     def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
-        """(self, other) as tensors of one dtype, promoted as PyTorch does (see ``_promote``)."""
+        """(self, other) as tensors of one dtype, promoted as PyTorch does (dtypes.promoted_pair)."""
         a, b = self, other if isinstance(other, Tensor) else self._operand(other)
-        if a.data.dtype is not b.data.dtype:
-            a, b = _promote(a, b)
+        if a.data.dtype is not b.data.dtype and a.data.dtype != b.data.dtype:
+            a_dtype, b_dtype = promoted_pair(a.dtype, a.ndim, b.dtype, b.ndim)
+            a, b = a.to(a_dtype), b.to(b_dtype)
         return a, b
 
     def _floating(self) -> Tensor:
         """This tensor, or a float32 copy of integer data (for exp, log, division...)."""
-        return self if _is_float(self.data) else Tensor._make(self.data.astype(DEFAULT_FLOAT))
-
-    # ---- arithmetic ---------------------------------------------------------------------------
+        return self if is_float(self.data) else Tensor._make(self.data.astype(DEFAULT_FLOAT))
 
     def __add__(self, other: Any) -> Tensor:
         return ops.Add.apply(*self._pair(other))
@@ -333,7 +181,7 @@ class Tensor:
         if isinstance(exponent, np.number):
             exponent = exponent.item()  # a plain Python number, so float32 data stays float32
         if isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
-            base = self if _is_float(self.data) or isinstance(exponent, int) else self._floating()
+            base = self if is_float(self.data) or isinstance(exponent, int) else self._floating()
             return ops.PowScalar.apply(base, exponent=exponent)
         return ops.Pow.apply(*self._pair(exponent))
 
@@ -353,6 +201,38 @@ class Tensor:
 
     def __pos__(self) -> Tensor:
         return self
+
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
+    # the method forms PyTorch users write: x.add(y), x.mul(2), ...
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self + alpha * other`` (``torch.add``)."""
+        return self + (other if alpha == 1 else self._operand(other) * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self - alpha * other`` (``torch.sub``)."""
+        return self - (other if alpha == 1 else self._operand(other) * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        """``self * other``."""
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        """``self / other`` (true division: integer tensors give float32)."""
+        return self / other
+
+    def pow(self, exponent: Any) -> Tensor:
+        """``self ** exponent``."""
+        return self**exponent
+
+    def neg(self) -> Tensor:
+        """``-self``."""
+        return -self
+
+    def matmul(self, other: Any) -> Tensor:
+        """``self @ other``."""
+        return self @ other
 
     # comparisons: plain boolean tensors outside the graph
     def _compare(self, other: Any, compare: Any) -> Tensor:
@@ -376,6 +256,18 @@ class Tensor:
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.not_equal)
+
+    # identity hashing, so tensors can be dict keys even though == is elementwise
+    __hash__ = object.__hash__
+
+    def isclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Tensor:
+        """Elementwise ``|self - other| <= atol + rtol * |other|`` as a bool tensor (``torch.isclose``)."""
+        a, b = self._pair(other)
+        return Tensor._make(np.asarray(np.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+    def allclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+        """True if every element ``isclose`` (``torch.allclose``)."""
+        return bool(self.isclose(other, rtol, atol, equal_nan).data.all())
 
     # ---- elementwise functions ----------------------------------------------------------------
 
@@ -404,15 +296,28 @@ class Tensor:
         return ops.ReLU.apply(self)
 
     def abs(self) -> Tensor:
-        """abs(x), elementwise; its gradient is sign(x), 0 at x = 0 as in PyTorch."""
+        """abs(x), elementwise (also ``abs(t)``); its gradient is sign(x), 0 at x = 0 as in PyTorch."""
         return ops.Abs.apply(self)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Each element limited to [min, max] (either may be None); the gradient flows where
+        min <= x <= max. With min > max every element is max, as in PyTorch."""
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must not be None")
+        return ops.Clamp.apply(self, low=min, high=max)
+
+    clip = clamp
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """``self`` where ``condition`` is true, else ``other`` (``torch.Tensor.where``)."""
+        return where(condition, self, other)
 
     def to(self, dtype: Any) -> Tensor:
         """This tensor in another dtype; differentiable between float dtypes."""
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
-        if dtype.kind != "f" or not _is_float(self.data):
+        if dtype.kind != "f" or not is_float(self.data):
             return Tensor._make(self.data.astype(dtype))
         return ops.Cast.apply(self, dtype=dtype)
 
@@ -445,9 +350,56 @@ class Tensor:
         """
         return ops.Mean.apply(self._floating(), dim=dim, keepdim=keepdim)
 
-    def max(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
-        """The largest values over ``dim`` (values only, like ``torch.amax``; ties share the gradient)."""
-        return ops.Max.apply(self, dim=dim, keepdim=keepdim)
+    def amax(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """The largest values over ``dim`` (values only, ``torch.amax``); ties share the gradient."""
+        return ops.AMax.apply(self, dim=dim, keepdim=keepdim)
+
+    def amin(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """The smallest values over ``dim`` (values only, ``torch.amin``); ties share the gradient."""
+        return ops.AMin.apply(self, dim=dim, keepdim=keepdim)
+
+    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        """Without ``dim``: the largest element (ties share the gradient; a NaN is the maximum).
+
+        With ``dim``: ``(values, indices)``, a named tuple as ``torch.max(x, dim)`` returns: the
+        largest value along ``dim`` and its position (the first one among ties, the NaN if there
+        is one); the gradient goes to that position.
+        """
+        return self._extreme(dim, keepdim, largest=True)
+
+    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        """As ``max``, for the smallest element: a value, or ``(values, indices)`` with ``dim``."""
+        return self._extreme(dim, keepdim, largest=False)
+
+    def _extreme(self, dim: int | None, keepdim: bool, largest: bool) -> Any:
+        op = ops.AMax if largest else ops.AMin
+        if dim is None:
+            return op.apply(self, dim=None, keepdim=False, nan_takes_gradient=True)
+        name = "max" if largest else "min"
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+            raise TypeError(f"{name}: dim must be an int, got {dim!r}; use amax/amin to reduce several dims")
+        indices = self.argmax(dim, keepdim=True) if largest else self.argmin(dim, keepdim=True)
+        values = ops.TakeAlongDim.apply(self, indices=indices.data, dim=dim, keepdim=keepdim)
+        return ValuesIndices(values, indices if keepdim else indices.squeeze(dim))
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Position of the largest element along ``dim`` (int64; the first among ties, a NaN counts
+        as largest), or in the flattened tensor when ``dim`` is None. Not differentiable."""
+        return Tensor._make(ops.arg_extreme(self.data, dim, keepdim, np.argmax, "argmax"))
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Position of the smallest element along ``dim`` (as ``argmax``)."""
+        return Tensor._make(ops.arg_extreme(self.data, dim, keepdim, np.argmin, "argmin"))
+
+    def all(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """True where every element over ``dim`` is nonzero: a bool tensor (``torch.all``)."""
+        dims = ops.normalize_dims(dim, self.ndim, "all")
+        return Tensor._make(np.asarray(self.data.all(axis=dims, keepdims=keepdim)))
+
+    def any(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+        """True where some element over ``dim`` is nonzero: a bool tensor (``torch.any``)."""
+        dims = ops.normalize_dims(dim, self.ndim, "any")
+        return Tensor._make(np.asarray(self.data.any(axis=dims, keepdims=keepdim)))
 
     def softmax(self, dim: int = -1) -> Tensor:
         """exp(x_i) / sum_j exp(x_j) along ``dim``: same shape, each slice sums to 1; stable for large x."""
@@ -466,7 +418,13 @@ class Tensor:
         """
         return ops.Reshape.apply(self, shape=_shape_args(shape))
 
-    view = reshape
+    def view(self, *shape: Any) -> Tensor:
+        """``reshape`` (numpy copies when it must, so every reshape works as a view would)."""
+        return self.reshape(*shape)
+
+    def contiguous(self) -> Tensor:
+        """This tensor: ops here never need a contiguous layout, so there is nothing to do."""
+        return self
 
     def flatten(self) -> Tensor:
         """All elements in a 1-d tensor, ``reshape(-1)``."""
@@ -521,59 +479,295 @@ class Tensor:
         return ops.Expand.apply(self, shape=full)
 
     def __getitem__(self, index: Any) -> Tensor:
+        """PyTorch's indexing: ints, slices, None, ``...``, integer and boolean arrays (a gather).
+
+        Ints select before arrays index, so ``x[0, :, [1, 2]]`` has shape (3, 2) for x (2, 3, 4),
+        as in PyTorch (numpy would give (2, 3)); see ops.GetItem.
+        """
         return ops.GetItem.apply(self, index=_index_arrays(index))
 
+    # ---- in-place writes: each one bumps the version counter that backward checks ------------
 
-def _promote(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """PyTorch's type promotion for two tensors of different dtypes.
+    def _version_counter(self) -> autograd.VersionCounter:
+        """This tensor's version counter (shared with its views), made on first use."""
+        if self._version is None:
+            self._version = autograd.VersionCounter()
+        return self._version
 
-    An integer tensor joining a float one takes its dtype; between two float dtypes a 0-d
-    tensor takes the dtype of one with dims (so float32 data stays float32); otherwise numpy's
-    rule applies (float32 with float64 gives float64).
+    def _bump_version(self) -> None:
+        """Record an in-place write to this tensor's memory (so stale saved arrays are caught)."""
+        self._version_counter().value += 1
+
+    def _check_in_place(self, op: str, *others: Any) -> None:
+        """In-place writes are for tensors outside the graph, or inside ``no_grad`` (optimizers)."""
+        if not modes.grad_enabled:
+            return
+        if self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
+                               f"do it inside tl.no_grad() (as optimizers do), or use the out-of-place form")
+        if self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others):
+            raise RuntimeError(f"{op}: in-place operations on tensors that are part of a graph are not supported; "
+                               f"use the out-of-place form (e.g. a + b instead of a.add_(b))")
+
+    def _write(self, op: str, value: Any, combine: Any = None, alpha: float = 1) -> Tensor:
+        """``data = value`` or ``data = combine(data, alpha * value)``, in place, cast to this dtype."""
+        self._check_in_place(op, value)
+        value = _data(value)
+        if alpha != 1:
+            value = np.multiply(value, alpha)
+        try:
+            if combine is None:
+                np.copyto(self.data, value, casting="same_kind")
+            else:
+                combine(self.data, value, out=self.data, casting="same_kind")
+        except TypeError as error:  # numpy's UFuncTypeError: e.g. adding floats into an int64 tensor
+            raise TypeError(f"{op}: cannot write {np.asarray(value).dtype} values into a {self.dtype} tensor "
+                            f"({error})") from None
+        except ValueError:
+            raise ValueError(f"{op}: a value of shape {np.shape(value)} does not broadcast to the tensor's shape "
+                             f"{self.shape}") from None
+        self._bump_version()
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; returns self."""
+        return self._write("copy_", src)
+
+    def fill_(self, value: float) -> Tensor:
+        """Set every element to ``value``; returns self."""
+        return self._write("fill_", value)
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0; returns self."""
+        return self._write("zero_", 0)
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self += alpha * other`` in place; returns self."""
+        return self._write("add_", other, np.add, alpha)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        """``self -= alpha * other`` in place; returns self."""
+        return self._write("sub_", other, np.subtract, alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        """``self *= other`` in place; returns self."""
+        return self._write("mul_", other, np.multiply)
+
+    def div_(self, other: Any) -> Tensor:
+        """``self /= other`` in place (float tensors); returns self."""
+        return self._write("div_", other, np.true_divide)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``x[index] = value`` in place, with PyTorch's indexing rules (see ``__getitem__``)."""
+        self._check_in_place("__setitem__", value)
+        value = value.data if isinstance(value, Tensor) else value
+        try:
+            ops.assign_at(self.data, _index_arrays(index), value)
+        except ValueError as error:
+            raise ValueError(f"__setitem__: {error}") from None
+        self._bump_version()
+
+    # ---- attributes ---------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> Shape:
+        """The size of each dim, a tuple of ints (``()`` for a 0-d tensor)."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dims, ``len(shape)``."""
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the data: float32 (the default), float64, int64 (indices) or bool."""
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        """True unless an op that recorded the graph made this tensor."""
+        return self.grad_fn is None
+
+    def size(self, dim: int | None = None) -> Shape | int:
+        """The shape, or with ``dim`` the size of that one dim (``torch.Tensor.size``); IndexError if out of range."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        """The number of elements, the product of the shape."""
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    # ---- conversion ---------------------------------------------------------------------------
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied). Writing into it is invisible to the
+        in-place checks of backward (see autograd.py); ``detect_anomaly`` catches it."""
+        return self.data
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and dtype != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def item(self) -> float | int | bool:
+        """The value of a one-element tensor (of any shape) as a Python number; RuntimeError otherwise."""
+        if self.data.size != 1:
+            raise RuntimeError(f"item: only one-element tensors can be converted to a Python number, got {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """The data as nested Python lists of numbers (a plain number for a 0-d tensor)."""
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.data.dtype != DEFAULT_FLOAT:
+            extras.append(f"dtype={self.data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "Tensor(" + ", ".join([body, *extras]) + ")"
+
+    # ---- constructors ------------------------------------------------------------------------
+
+    @classmethod
+    def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor of zeros: ``Tensor.zeros(2, 3)`` or ``Tensor.zeros((2, 3))``; float32 unless ``dtype`` is given."""
+        return cls(np.zeros(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+    @classmethod
+    def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor of ones: ``Tensor.ones(2, 3)`` or ``Tensor.ones((2, 3))``; float32 unless ``dtype`` is given."""
+        return cls(np.ones(_shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+    @classmethod
+    def full(cls, shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """A tensor filled with ``value``; the dtype follows the value (int -> int64) unless given."""
+        if dtype is None:
+            dtype = as_array(value).dtype
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return cls(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def randn(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """Standard normal samples from the library's seeded generator."""
+        dtype = np.dtype(dtype or DEFAULT_FLOAT)
+        return cls(generator().standard_normal(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def rand(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """Uniform samples in [0, 1) from the library's seeded generator."""
+        dtype = np.dtype(dtype or DEFAULT_FLOAT)
+        return cls(generator().random(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+    @classmethod
+    def arange(cls, start: float, end: float | None = None, step: float = 1, requires_grad: bool = False,
+               dtype: Any = None) -> Tensor:
+        """``arange(n)`` is 0..n-1 as int64; float arguments give float32, as in PyTorch."""
+        if end is None:
+            start, end = 0, start
+        values = np.arange(start, end, step)
+        if dtype is None and values.dtype.kind == "f":
+            dtype = DEFAULT_FLOAT  # numpy would give float64
+        return cls(values, requires_grad=requires_grad, dtype=dtype)
+
+    @classmethod
+    def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+        """The (n, m) identity matrix (m = n by default): ones on the diagonal; float32 unless ``dtype`` is given."""
+        return cls(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)`` and ``min(dim)`` return, as ``torch.return_types.max``."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """A new tensor holding a copy of ``data`` (``torch.tensor``): the same as ``Tensor(data, ...)``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def where(condition: Any, input: Any, other: Any) -> Tensor:
+    """``input`` where ``condition`` is true, else ``other``, elementwise with broadcasting (``torch.where``).
+
+    ``condition`` is a bool tensor or array; ``input`` and ``other`` are tensors or numbers,
+    promoted to one dtype. The gradient goes to ``input`` where the condition holds, else to ``other``.
     """
-    a_float, b_float = _is_float(a.data), _is_float(b.data)
-    if a_float and not b_float:
-        return a, b.to(a.dtype)
-    if b_float and not a_float:
-        return a.to(b.dtype), b
-    if a_float and b_float:
-        if a.ndim == 0 and b.ndim > 0:
-            return a.to(b.dtype), b
-        if b.ndim == 0 and a.ndim > 0:
-            return a, b.to(a.dtype)
-    return a, b
-
-
-def _index_arrays(index: Any) -> Any:
-    """Replace tensors and lists inside an index by numpy arrays (integer tensors gather)."""
-    if isinstance(index, tuple):
-        return tuple(_index_arrays(part) for part in index)
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        array = np.asarray(index)
-        return array.astype(_INT) if array.dtype.kind in "iu" else array
-    return index
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
+    if isinstance(input, Tensor):
+        a, b = input._pair(other)
+    elif isinstance(other, Tensor):
+        b, a = other._pair(input)
+    else:
+        a, b = Tensor(input)._pair(other)
+    return ops.Where.apply(a, b, condition=condition)
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along an existing dim (differentiable)."""
-    tensors = _tensors(tensors, "cat")
-    return ops.Cat.apply(*tensors, dim=dim)
+    return ops.Cat.apply(*_same_dtype(tensors, "cat"), dim=dim)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join same-shape tensors along a new dim (differentiable)."""
-    tensors = _tensors(tensors, "stack")
-    return ops.Stack.apply(*tensors, dim=dim)
+    return ops.Stack.apply(*_same_dtype(tensors, "stack"), dim=dim)
 
 
-def _tensors(values: Sequence[Any], op: str) -> list[Tensor]:
+def _same_dtype(values: Sequence[Any], op: str) -> list[Tensor]:
+    """``values`` as tensors of one dtype, so the op sees one dtype (float32 with int64 is float32)."""
     tensors = [v if isinstance(v, Tensor) else Tensor(v) for v in values]
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty sequence of tensors")
-    dtypes = {t.dtype for t in tensors}
-    if len(dtypes) > 1:  # promote once, so the op sees one dtype
-        common = np.result_type(*dtypes)
-        tensors = [t if t.dtype == common else t.to(common) for t in tensors]
-    return tensors
+    common = common_dtype([t.dtype for t in tensors])
+    return [t if t.dtype == common else t.to(common) for t in tensors]
+
+
+def _data(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _shape_args(shape: Sequence[Any]) -> Shape:
+    """Accept both ``zeros(2, 3)`` and ``zeros((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+def _index_arrays(index: Any) -> Any:
+    """An index with tensors and lists replaced by numpy arrays, as PyTorch reads them.
+
+    A 0-d integer tensor counts as an int (it selects), a list as an integer or boolean array
+    (an empty list as an empty integer array).
+    """
+    if isinstance(index, tuple):
+        return tuple(_index_arrays(part) for part in index)
+    if isinstance(index, Tensor):
+        if index.ndim == 0 and index.dtype.kind in "iu":
+            return int(index.data)
+        return index.data
+    if isinstance(index, list):
+        array = np.asarray(index)
+        if array.size == 0 or array.dtype.kind in "iu":
+            return array.astype(INT)
+        return array
+    return index

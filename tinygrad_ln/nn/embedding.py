@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -32,7 +33,8 @@ class Embedding(Module):
         """Redraw ``weight`` from N(0, 1), then zero the row at ``padding_idx`` (if any)."""
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            with no_grad():
+                self.weight[self.padding_idx] = 0
 
     def forward(self, input: Any) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx)

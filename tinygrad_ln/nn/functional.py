@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .. import layer_ops
-from ..tensor import Tensor
+from ..layer_ops import use_fused
+from ..tensor import Tensor, where
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -76,14 +77,14 @@ def layer_norm(
     weight: Tensor | None = None,
     bias: Tensor | None = None,
     eps: float = 1e-5,
-    fused: bool = True,
+    fused: bool | None = None,
 ) -> Tensor:
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the trailing ``normalized_shape`` dims.
 
     The variance is biased (divides by the number of elements) and eps sits inside the sqrt, as
-    in PyTorch. ``weight`` and ``bias`` (optional) have shape ``normalized_shape``. ``fused=True``
-    runs one kernel forward and one backward; ``fused=False`` builds the same formula from
-    primitive ops, so a drawn graph shows every step. A shape mismatch is a ValueError.
+    in PyTorch. ``weight`` and ``bias`` (optional) have shape ``normalized_shape``. Fused (the
+    default, see ``tl.fused``) runs one kernel forward and one backward; ``fused=False`` builds the
+    same formula from primitive ops, so a drawn graph shows every step. A shape mismatch is a ValueError.
     """
     input = _tensor(input)
     shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
@@ -96,7 +97,7 @@ def layer_norm(
             raise ValueError(f"layer_norm: {name} has shape {param.shape}, expected normalized_shape {shape}")
     if input.dtype.kind != "f":
         input = input.float()
-    if not fused:
+    if not use_fused(fused):
         return _layer_norm_composed(input, len(shape), weight, bias, eps)
     weight = Tensor(np.ones(shape, input.dtype)) if weight is None else weight
     bias = Tensor(np.zeros(shape, input.dtype)) if bias is None else bias
@@ -104,7 +105,7 @@ def layer_norm(
 
 
 def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
-    """The layer-norm formula step by step (the reference the fused op is tested against)."""
+    """The layer-norm formula step by step, in primitive ops (the fused op is tested against it)."""
     dims = tuple(range(-ndim, 0))
     mean = x.mean(dim=dims, keepdim=True)
     centered = x - mean
@@ -118,7 +119,7 @@ def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tens
     return y
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, fused: bool | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1 / (1 - p).
 
     Returns ``input`` itself when not training, when p = 0, or for an empty tensor; p = 1
@@ -130,7 +131,11 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if input.dtype.kind != "f":
         raise TypeError(f"dropout: expected a float tensor, got dtype {input.dtype}")
-    return layer_ops.Dropout.apply(input, p=float(p))
+    if use_fused(fused):
+        return layer_ops.Dropout.apply(input, p=float(p))
+    # the same mask as the fused op draws, as a constant tensor: y = x * (mask * scale)
+    keep = layer_ops.dropout_keep(input.shape, input.dtype, p)
+    return input * Tensor(keep * input.dtype.type(layer_ops.dropout_scale(p)))
 
 
 def _check_dropout_probability(p: float) -> None:
@@ -138,14 +143,23 @@ def _check_dropout_probability(p: float) -> None:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None, fused: bool | None = None) -> Tensor:
     """Rows of ``weight`` (num_embeddings, dim) picked by the integer ``input`` (*) -> (*, dim).
 
     The row at ``padding_idx`` gets no gradient. Indices outside [0, num_embeddings) are an
     IndexError and non-integer indices a TypeError, both raised before any lookup.
     """
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-d (num_embeddings, embedding_dim), got shape {weight.shape}")
     padding_idx = _padding_index(padding_idx, weight.shape[0])
-    return layer_ops.Embedding.apply(weight, indices=_array(input), padding_idx=padding_idx)
+    indices = layer_ops.check_indices(_array(input), weight.shape[0], "embedding")
+    if use_fused(fused):
+        return layer_ops.Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
+    rows = weight[indices]  # a gather: its backward adds each looked-up row's gradients together
+    if padding_idx is None:
+        return rows
+    # lookups of the padding row read it through a detached weight, so it gets no gradient
+    return where(np.expand_dims(indices == padding_idx, -1), weight.detach()[indices], rows)
 
 
 def _padding_index(padding_idx: int | None, num_embeddings: int) -> int | None:
@@ -166,6 +180,7 @@ def nll_loss(
     weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
+    fused: bool | None = None,
 ) -> Tensor:
     """Negative log-likelihood of the target classes, given log-probabilities ``input``.
 
@@ -173,7 +188,7 @@ def nll_loss(
     rescales each class. Targets equal to ``ignore_index`` count for nothing; 'mean' divides by
     the total weight of the others (NaN when every target is ignored, as in PyTorch).
     """
-    return _classification_loss(input, target, weight, ignore_index, reduction, from_logits=False)
+    return _classification_loss(input, target, weight, ignore_index, reduction, fused, from_logits=False)
 
 
 def cross_entropy(
@@ -182,17 +197,18 @@ def cross_entropy(
     weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
+    fused: bool | None = None,
 ) -> Tensor:
     """nll_loss(log_softmax(input, class dim), target): the classification loss on logits.
 
     Shapes as in ``nll_loss``: the class dim is 1 (reshape (B, T, V) logits to (B*T, V)).
     A target outside [0, C) (other than ``ignore_index``) is an IndexError; a float target a TypeError.
     """
-    return _classification_loss(input, target, weight, ignore_index, reduction, from_logits=True)
+    return _classification_loss(input, target, weight, ignore_index, reduction, fused, from_logits=True)
 
 
 def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int, reduction: str,
-                         from_logits: bool) -> Tensor:
+                         fused: bool | None, from_logits: bool) -> Tensor:
     """nll_loss, after log_softmax when ``from_logits``: the class dim is moved last and the rest flattened."""
     op = "cross_entropy" if from_logits else "nll_loss"
     input, target = _tensor(input), _array(target)
@@ -212,8 +228,28 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
     if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
         input = input.permute(0, *range(2, input.ndim), 1)
     rows = input.reshape(-1, classes)
-    # cross_entropy is nll_loss(log_softmax(rows)) computed by one fused op (tests check they agree)
-    loss_op = layer_ops.CrossEntropy if from_logits else layer_ops.NLLLoss
-    loss = loss_op.apply(rows, target=target.reshape(-1), weight=weight, ignore_index=ignore_index,
-                         reduction=reduction)
-    return loss.reshape(target.shape) if reduction == "none" else loss
+    target_shape, target = target.shape, target.reshape(-1)
+    if use_fused(fused):
+        # cross_entropy is nll_loss(log_softmax(rows)) computed by one fused op (tests check they agree)
+        loss_op = layer_ops.CrossEntropy if from_logits else layer_ops.NLLLoss
+        loss = loss_op.apply(rows, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    else:
+        logp = rows.log_softmax(dim=1) if from_logits else rows
+        loss = _nll_loss_composed(logp, target, weight, ignore_index, reduction, op)
+    return loss.reshape(target_shape) if reduction == "none" else loss
+
+
+def _nll_loss_composed(logp: Tensor, target: np.ndarray, weight: Any, ignore_index: int, reduction: str,
+                       op: str) -> Tensor:
+    """loss_n = -w[t_n] * logp[n, t_n], reduced: the negative log-likelihood in primitive ops."""
+    safe_target, row_weights = layer_ops.classification_targets(logp.data, target, weight, ignore_index, op)
+    picked = logp[np.arange(len(safe_target)), safe_target]  # logp[n, t_n] for each row n: a gather
+    losses = -(picked * Tensor(row_weights))
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    total_weight = row_weights.sum()
+    if total_weight == 0:  # every target ignored: the loss is NaN and, as in PyTorch, no gradient flows
+        return losses.sum() * 0 + float("nan")
+    return losses.sum() / float(total_weight)

@@ -72,12 +72,13 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # every graph node made inside forward records this module (draw_graph groups by it)
-        previous = autograd._current_module
-        autograd._current_module = self
+        modes = autograd.modes
+        previous = modes.module
+        modes.module = self
         try:
             return self.forward(*args, **kwargs)
         finally:
-            autograd._current_module = previous
+            modes.module = previous
 
     # ---- registration by attribute assignment ------------------------------------------------
 
@@ -206,7 +207,7 @@ class Module:
             if set_to_none:
                 param.grad = None
             elif param.grad is not None:
-                param.grad.data[...] = 0
+                param.grad.zero_()
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (dropout active) on this module and every descendant; returns self."""
@@ -280,8 +281,9 @@ class Module:
         if problems:
             details = "\n\t".join(problems)
             raise StateDictError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t{details}")
-        for name, array in values.items():  # only once everything checked out: all or nothing
-            params[name].data[...] = array
+        with autograd.no_grad():  # only once everything checked out: all or nothing
+            for name, array in values.items():
+                params[name].copy_(array)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- repr --------------------------------------------------------------------------------

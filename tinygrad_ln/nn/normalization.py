@@ -14,7 +14,8 @@ class LayerNorm(Module):
 
     The same computation in training and evaluation. ``weight`` (gain) starts at ones and
     ``bias`` at zeros, both of shape ``normalized_shape`` (absent when ``elementwise_affine`` is
-    False; ``bias=False`` drops only the bias). ``fused=False`` uses the step-by-step formula.
+    False; ``bias=False`` drops only the bias). ``fused=False`` uses the step-by-step formula of
+    primitive ops, ``fused=True`` the one-node kernel; the default (None) follows ``tl.fused``.
     """
 
     def __init__(
@@ -23,7 +24,7 @@ class LayerNorm(Module):
         eps: float = 1e-5,
         elementwise_affine: bool = True,
         bias: bool = True,
-        fused: bool = True,
+        fused: bool | None = None,
     ) -> None:
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import layer_ops
+from ..layer_ops import use_fused
 from ..tensor import Tensor, stack
 from . import functional as F
 from . import init
@@ -176,9 +177,10 @@ class RNN(Module):
     ``layer_norm_l{k}`` LayerNorm(H). ``dropout`` applies to every layer's output but the last's,
     in training mode. ``return_steps=True`` also returns an ``RNNSteps`` with every a_t and h_t.
     Each layer projects the inputs of all time steps in one matmul, then runs the recurrence:
-    by default as one fused graph node per layer (``layer_ops.RNNRecurrence`` /
-    ``LayerNormRNNRecurrence``); with ``fused=False`` (or ``return_steps=True``) as a graph of
-    primitive ops, a few per time step, which computes the same numbers and is easier to draw.
+    fused (the default, see ``tl.fused``) as one graph node per layer (``layer_ops.RNNRecurrence`` /
+    ``LayerNormRNNRecurrence``); with ``fused=False``, ``tl.fused(False)`` or ``return_steps=True``
+    as a graph of primitive ops, a few per time step, which computes the same numbers and is easier
+    to draw. ``fused=None`` (the default) follows ``tl.fused``.
     """
 
     def __init__(
@@ -191,7 +193,7 @@ class RNN(Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         layer_norm: bool = False,
-        fused: bool = True,
+        fused: bool | None = None,
     ) -> None:
         super().__init__()
         _check_sizes(input_size, hidden_size)
@@ -261,7 +263,7 @@ class RNN(Module):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             norm = self._modules.get(f"layer_norm_l{k}")
             projected = _input_projection(layer_input, weight_ih, bias_ih, bias_hh)  # all steps: (L, N, H)
-            if self.fused and not return_steps and _can_fuse(norm, self.nonlinearity):
+            if use_fused(self.fused) and not return_steps and _can_fuse(norm, self.nonlinearity):
                 layer_output = _fused_recurrence(projected, h0[k], weight_hh, norm, self.nonlinearity)
                 final_hidden.append(layer_output[length - 1])
             else:
@@ -314,6 +316,6 @@ class RNN(Module):
             extra += f", dropout={self.dropout}"
         if self.layer_norm:
             extra += ", layer_norm=True"
-        if not self.fused:
-            extra += ", fused=False"
+        if self.fused is not None:
+            extra += f", fused={self.fused}"
         return extra

@@ -25,7 +25,8 @@ def clip_grad_norm_(
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    grads = [p.grad.data for p in parameters if p.grad is not None]
+    grad_tensors = [p.grad for p in parameters if p.grad is not None]
+    grads = [g.data for g in grad_tensors]
     if not grads:
         return 0.0
     norm_type = float(norm_type)
@@ -40,6 +41,6 @@ def clip_grad_norm_(
         )
     clip_coef = max_norm / (total + 1e-6)
     if not clip_coef >= 1:  # also when the norm is NaN: then, as in PyTorch, the gradients become NaN
-        for g in grads:
-            g *= clip_coef
+        for g in grad_tensors:
+            g.mul_(clip_coef)
     return total

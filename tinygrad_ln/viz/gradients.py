@@ -7,6 +7,9 @@ dict), except that nothing is written to any ``.grad``. So a leaf, the ops that 
 the module that holds it all show parts of the same d root / d x, whatever ``.grad`` holds
 (gradients accumulated over several batches, or nothing after ``zero_grad()``).
 
+Like the engine, the pass refuses a graph whose saved arrays were written in place since the
+forward pass (an optimizer step): the picture then has no gradients, and a warning says why.
+
 The pass starts from the root's gradient: 1 for a one-element root (a loss); for a larger root
 the gradient it kept with ``retain_grad()``, if any; otherwise there is nothing to draw.
 With ``show_grad="leaf"`` the leaves show their accumulated ``.grad`` instead and ops none.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import autograd
 from .collect import Graph
 
 # A tensor with at most this many elements shows every element; a larger one its statistics.
@@ -95,6 +99,8 @@ def backward_pass(graph: Graph, shown: set[int]) -> Gradients | None:
             op_summaries[i] = summarise(grad)
         node = graph.ops[i]
         try:
+            if node.saved_versions:  # as the engine does: an array it saved was written in place
+                autograd._check_versions(node)
             input_grads = node.backward(grad)
         except Exception as error:  # a picture without gradients beats no picture
             warnings.warn(f"draw_graph: no gradients drawn: the backward of {node.name} failed "

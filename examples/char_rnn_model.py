@@ -1,0 +1,225 @@
+"""The char-RNN model, the files it is saved in, and text generation from it.
+
+Shared by examples/char_rnn.py (training) and examples/sample.py (sampling).
+
+    model      Embedding(V, embed) -> nn.RNN(embed, hidden, layers, dropout, layer_norm) -> Linear(hidden, V)
+    file       one .npz written by tl.save (arrays, numbers and strings; never pickle) that holds all
+               it takes to use the model again, without the text it was trained on:
+                 format, version   FORMAT and FORMAT_VERSION, checked when the file is read
+                 config            the ModelConfig as a dict
+                 vocab             the vocabulary, one string in id order
+                 weights           model.state_dict()
+                 info              where it came from: run name, step, validation loss, corpus, init_from
+                 resume            only in resume checkpoints: optimizer, batch sampler and RNG states
+                                   and the metrics so far, what --resume needs to continue exactly
+    generate   read a prompt, then draw one character at a time (temperature, top-k), recording how
+               surprised the model was by each character and how saturated its hidden state was
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+import tinygrad_ln as tl
+from tinygrad_ln import Tensor, nn
+from tinygrad_ln.data import CharVocab
+
+FORMAT = "tinygrad_ln char-rnn"
+# 1: the weights alone (examples/char_rnn.py before self-describing files); 2: this layout.
+FORMAT_VERSION = 2
+SATURATION_THRESHOLD = 0.99  # |h| above this: tanh'(.) = 1 - h^2 < 0.02, the unit barely passes gradient
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that fixes the model's shape: with the weights, enough to rebuild it."""
+
+    vocab_size: int
+    embed: int = 64
+    hidden: int = 128
+    layers: int = 1
+    dropout: float = 0.0  # between stacked RNN layers, training mode only
+    layer_norm: bool = True
+
+    @property
+    def kind(self) -> str:
+        """"layernorm" or "vanilla": the name runs and files use."""
+        return "layernorm" if self.layer_norm else "vanilla"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """The inverse of ``to_dict``; unknown or missing keys are a ValueError naming them."""
+        names = {field.name for field in fields(cls)}
+        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
+        if unknown or missing:
+            raise ValueError(f"model config: unknown keys {unknown}, missing keys {missing}")
+        return cls(**{name: value.item() if isinstance(value, np.generic) else value
+                      for name, value in values.items()})
+
+
+class CharRNN(nn.Module):
+    """Embedding -> RNN (vanilla or layer-normalized) -> Linear: logits for the next character."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed)
+        self.rnn = nn.RNN(config.embed, config.hidden, num_layers=config.layers, dropout=config.dropout,
+                          layer_norm=config.layer_norm)
+        self.head = nn.Linear(config.hidden, config.vocab_size)
+
+    def forward(self, chars: Tensor, h0: Tensor | None = None, return_steps: bool = False) -> tuple:
+        """chars (L, N) int64 -> (logits (L, N, V), h_n (layers, N, H)), plus the RNN's steps if asked."""
+        output, h_n, *steps = self.rnn(self.embedding(chars), h0, return_steps=return_steps)
+        return (self.head(output), h_n, *steps)
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+class ModelFileError(ValueError):
+    """A file that is not a char-RNN model file this code can read; the message is one line."""
+
+
+@dataclass
+class ModelFile:
+    """The contents of a model file (``load_model_file``)."""
+
+    config: ModelConfig
+    vocab: CharVocab
+    weights: dict[str, np.ndarray]
+    info: dict[str, Any]
+    resume: dict[str, Any] | None  # None in a model file, the training state in a resume checkpoint
+
+
+def save_model_file(path: str, config: ModelConfig, vocab: CharVocab, weights: dict[str, np.ndarray],
+                    info: dict[str, Any], resume: dict[str, Any] | None = None) -> None:
+    """Write a model file (with ``resume``: a resume checkpoint) to ``path``, atomically.
+
+    ``weights`` is a ``model.state_dict()``; ``info`` says where they came from (any dict
+    ``tl.save`` can store).
+    """
+    contents = {"format": FORMAT, "version": FORMAT_VERSION, "config": config.to_dict(),
+                "vocab": "".join(vocab.chars), "weights": weights, "info": info}
+    if resume is not None:
+        contents["resume"] = resume
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    tl.save(contents, path)  # a temporary file renamed over path: a crash mid-write keeps the old file
+
+
+def load_model_file(path: str) -> ModelFile:
+    """Read a file written by ``save_model_file``; anything else raises ``ModelFileError``."""
+    try:
+        contents = tl.load(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"no such model file: {path}") from None
+    except (OSError, ValueError) as error:  # tl.CheckpointError (damaged file) is a ValueError
+        raise ModelFileError(str(error)) from None
+    if contents.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path} is not a char-RNN model file: it has no format entry, so it holds weights alone (written "
+            f"by examples/char_rnn.py before format version {FORMAT_VERSION}, or by something else); "
+            f"retrain to get a file with its vocabulary and config")
+    version = int(contents.get("version", 0))
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{path} is a char-RNN model file of format version {version}; "
+                             f"this code reads version {FORMAT_VERSION}")
+    try:
+        config = ModelConfig.from_dict(contents["config"])
+        vocab = CharVocab(str(contents["vocab"]))
+        if len(vocab) != config.vocab_size:
+            raise ValueError(f"the vocabulary has {len(vocab)} characters, the config says {config.vocab_size}")
+        return ModelFile(config, vocab, contents["weights"], contents["info"], contents.get("resume"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise ModelFileError(f"{path}: damaged model file ({error})") from None
+
+
+def model_from_file(model_file: ModelFile) -> CharRNN:
+    """A CharRNN with the file's config and weights."""
+    model = CharRNN(model_file.config)
+    model.load_state_dict(model_file.weights)
+    return model
+
+
+# ---- generation ----------------------------------------------------------------------------------
+
+
+def describe_char(char: str) -> str:
+    """A character as a reader can identify it: 'é' (U+00E9), '\\n' (U+000A)."""
+    return f"{char!r} (U+{ord(char):04X})"
+
+
+@dataclass
+class Generation:
+    """A prompt and what the model wrote after it, with a measurement per written character."""
+
+    prompt: str
+    text: str  # the generated characters only
+    surprisal: list[float]  # bits: -log2 p(char) under the model's own distribution (temperature 1)
+    saturation: list[float]  # fraction of |h| > 0.99, over every layer, in the state that predicted the char
+
+
+def generate(model: CharRNN, vocab: CharVocab, prompt: str, length: int, temperature: float = 1.0,
+             top_k: int | None = None, seed: int = 0) -> Generation:
+    """Read ``prompt``, then draw ``length`` characters, each fed back in as the next input.
+
+    Each character is drawn from softmax(logits / temperature), over the ``top_k`` most likely
+    characters only when ``top_k`` is given; temperature 0 takes the most likely character. The
+    same seed gives the same text (the draws come from their own numpy generator, so the library's
+    seeded generator is left alone). A prompt character outside the vocabulary is a ValueError
+    naming it.
+    """
+    if not prompt:
+        raise ValueError("the prompt is empty: the model needs at least one character to start from")
+    unknown = vocab.unknown(prompt)
+    if unknown:
+        shown = ", ".join(describe_char(char) for char in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ValueError(f"the prompt has {len(unknown)} character(s) outside the model's vocabulary of "
+                         f"{len(vocab)}: {shown}")
+    if temperature < 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be >= 0 (0: always the most likely character), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    rng = np.random.default_rng(seed)
+    was_training = model.training
+    model.eval()
+    chars, surprisal, saturation = [], [], []
+    with tl.no_grad():
+        logits, hidden = model(Tensor(vocab.encode(prompt)[:, None]))  # the whole prompt at once: (L, 1, V)
+        for _ in range(length):
+            log_probs = _log_softmax(logits.data[-1, 0].astype(np.float64))
+            char = _draw(log_probs, temperature, top_k, rng)
+            chars.append(char)
+            surprisal.append(float(-log_probs[char] / math.log(2)))
+            saturation.append(float(np.mean(np.abs(hidden.data) > SATURATION_THRESHOLD)))
+            logits, hidden = model(Tensor(np.array([[char]])), hidden)
+    model.train(was_training)
+    return Generation(prompt, vocab.decode(chars), surprisal, saturation)
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def _draw(log_probs: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
+    """One character id from the model's distribution, reshaped by temperature and top-k."""
+    if temperature == 0:
+        return int(np.argmax(log_probs))
+    z = log_probs / temperature
+    if top_k is not None and top_k < len(z):
+        keep = np.argsort(z)[-top_k:]  # the k most likely
+        z = np.full_like(z, -np.inf)
+        z[keep] = log_probs[keep] / temperature
+    probs = np.exp(z - z.max())
+    return int(rng.choice(len(probs), p=probs / probs.sum()))

@@ -91,6 +91,7 @@ def draw_graph(
         raise ValueError(f"draw_graph: show_grad must be True, False or 'leaf', got {show_grad!r}")
     if budget is not None and not budget > 0:
         raise ValueError(f"draw_graph: budget must be a positive number of seconds or None, got {budget!r}")
+    expand = expand if isinstance(expand, bool) else tuple(expand)  # read many times: no generators
     graph = collect(roots)
     modules = Modules(graph, params)
     drawing, cost, notes = _within_budget(graph, modules, expand, tuple(collapse), fold, max_nodes, budget)
@@ -101,7 +102,7 @@ def draw_graph(
         gradients = backward_pass(graph, drawing.shown_ops())
     labels = Labels(drawing, gradients, show_saved, show_values, show_order)
     kinds = {drawing.items[i].kind for i in drawing.visible} if legend else set()
-    caption = header(title, notes, kinds, _gradients_text(gradients, graph) if legend else None)
+    caption = header(title, notes, kinds, _gradients_text(gradients) if legend else None)
     picture = Emitter(drawing, labels).emit(rankdir, caption, cost.graph_attributes())
     picture.layout_cost = cost  # what the budget was checked against
     return picture
@@ -129,7 +130,7 @@ def _within_budget(graph: Graph, modules: Modules, expand: Any, collapse: tuple,
         drawing = _draw(graph, modules, expand, collapse, True, max_nodes)
         cost = layout_cost(drawing)
         notes.append("repeated steps folded")
-    if cost.seconds > budget and expand not in ((), False, [], None):
+    if cost.seconds > budget and expand not in ((), False):
         drawing = _draw(graph, modules, (), collapse, True, max_nodes)
         cost = layout_cost(drawing)
         notes.append("modules collapsed")
@@ -151,7 +152,7 @@ def _within_budget(graph: Graph, modules: Modules, expand: Any, collapse: tuple,
     return drawing, cost, [message[0].upper() + message[1:]]
 
 
-def _gradients_text(gradients: Gradients | None, graph: Graph) -> str | None:
+def _gradients_text(gradients: Gradients | None) -> str | None:
     """The legend's sentence on where the gradients come from."""
     if gradients is None:
         return None

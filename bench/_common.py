@@ -11,7 +11,9 @@ Any other keys are details kept in the raw JSON.
 
 Thread policy: import this module BEFORE numpy, numba or torch. It reads BENCH_THREADS (default 1)
 and sets OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS to it, and `load_torch` calls torch.set_num_threads
-with the same number, so both frameworks compute on the same number of threads. One thread is
+with the same number, so both frameworks compute on the same number of threads.
+BENCH_THREADS=default changes nothing: each library runs with the threads it picks itself, what a
+user who sets nothing gets. One thread is
 the default because these machines are small and shared: OpenBLAS spinning two threads on a
 loaded 2-core machine can make a small matmul ~100x slower, which would measure the neighbours.
 """
@@ -34,8 +36,10 @@ if ROOT not in sys.path:  # run from a checkout without installing
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def _apply_thread_policy() -> int:
+def _apply_thread_policy() -> int | str:
     """Set every thread-count variable to BENCH_THREADS (default 1); must run before numpy loads."""
+    if os.environ.get("BENCH_THREADS") == "default":
+        return "default"
     threads = int(os.environ.get("BENCH_THREADS", "1"))
     if threads < 1:
         raise ValueError(f"BENCH_THREADS must be a positive integer, got {threads}")
@@ -57,7 +61,8 @@ def load_torch() -> Any:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(THREADS)
+    if THREADS != "default":
+        torch.set_num_threads(THREADS)
     try:
         torch.set_num_interop_threads(THREADS)
     except RuntimeError:  # only allowed once, before any parallel work

@@ -13,9 +13,10 @@ from .serialize import CheckpointError, load, save
 
 # `tl.tensor` is the function, as `torch.tensor`; the module tinygrad_ln/tensor.py stays importable by name
 from .tensor import Tensor, cat, stack, tensor, where  # noqa: I001
+from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "Tensor", "tensor", "cat", "stack", "where", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
     "fused", "set_fused", "is_fused_enabled", "gradcheck", "GradcheckError", "manual_seed", "get_rng_state",
-    "set_rng_state", "nn", "optim", "save", "load", "CheckpointError",
+    "set_rng_state", "nn", "optim", "save", "load", "CheckpointError", "set_num_threads", "get_num_threads",
 ]

@@ -110,11 +110,12 @@ class Function:
             data = np.asarray(data)
         if modes.anomaly_enabled:
             _check_output(node, data, inputs)
+        version = None if data.base is None else _shared_version(data, inputs)  # a view shares its input's
         if not requires_grad:
-            return inputs[0]._make(data, None, _shared_version(data, inputs))
+            return inputs[0]._make(data, None, version)
         node.inputs = inputs
         node.module = modes.module
-        output = inputs[0]._make(data, node, _shared_version(data, inputs))
+        output = inputs[0]._make(data, node, version)
         if node.saved_tensors:
             node.saved_versions = _record_versions(node.saved_tensors, inputs, output)
         return output
@@ -171,10 +172,11 @@ def run_backward(root: Any, grad: np.ndarray) -> None:
         input_grads = node.backward(grad)
         if type(input_grads) is not tuple:
             input_grads = (input_grads,)
+        check = modes.anomaly_enabled or node.created_at is not None
         for tensor, input_grad in zip(node.inputs, input_grads):
             if input_grad is None or not tensor.requires_grad:
                 continue
-            if modes.anomaly_enabled or node.created_at is not None:
+            if check:
                 _check_gradient(node, tensor, input_grad)
             parent = tensor.grad_fn
             if parent is None:
@@ -267,9 +269,7 @@ def _memory_root(array: np.ndarray) -> Any:
 
 
 def _shared_version(data: np.ndarray, inputs: tuple) -> VersionCounter | None:
-    """An input's counter if ``data`` is a view of that input's memory (reshape, permute, x[1:]...)."""
-    if data.base is None:
-        return None
+    """An input's counter if ``data`` (a view) views that input's memory (reshape, permute, x[1:]...)."""
     root = _memory_root(data)
     for tensor in inputs:
         if _memory_root(tensor.data) is root:
@@ -278,39 +278,41 @@ def _shared_version(data: np.ndarray, inputs: tuple) -> VersionCounter | None:
 
 
 def _record_versions(saved: tuple, inputs: tuple, output: Any) -> tuple:
-    """(counter, its value now, the tensor's shape and dtype) for each tensor whose memory ``saved`` holds."""
+    """(counter, its value now, the tensor's array) for each tensor whose memory ``saved`` holds."""
     records = []
     for array in saved:
-        if not isinstance(array, np.ndarray):
-            continue
-        owner = _owner(array, inputs, output)
-        if owner is not None:
-            counter = owner._version_counter()
-            records.append((counter, counter.value, owner.shape, owner.dtype))
+        for owner in inputs:
+            if owner.data is array:  # the common case: an op saved its input itself
+                break
+        else:
+            owner = _owner(array, inputs, output)
+            if owner is None:  # an array the op made for itself: nobody else can write it
+                continue
+        counter = owner._version or owner._version_counter()
+        records.append((counter, counter.value, owner.data))
     return tuple(records)
 
 
-def _owner(array: np.ndarray, inputs: tuple, output: Any) -> Any:
-    """The input or output tensor whose memory ``array`` is (or views), or None (an array the op made)."""
-    for tensor in inputs:
-        if tensor.data is array:  # the common case: an op saved its input itself
-            return tensor
+def _owner(array: Any, inputs: tuple, output: Any) -> Any:
+    """The input or output tensor whose memory ``array`` is or views, or None."""
     if output.data is array:
         return output
-    if array.base is not None:
-        root = _memory_root(array)
-        for tensor in (*inputs, output):
-            if _memory_root(tensor.data) is root:
-                return tensor
+    if not isinstance(array, np.ndarray) or array.base is None:
+        return None
+    root = _memory_root(array)
+    for tensor in (*inputs, output):
+        if _memory_root(tensor.data) is root:
+            return tensor
     return None
 
 
 def _check_versions(node: Function) -> None:
-    for counter, saved_value, shape, dtype in node.saved_versions:
+    for counter, saved_value, array in node.saved_versions:
         if counter.value != saved_value:
             raise RuntimeError(
                 f"backward of {node.name}: one of the variables needed for gradient computation has been "
-                f"modified by an inplace operation: a {dtype} tensor of shape {shape} saved by {node.name} is at "
+                f"modified by an inplace operation: a {array.dtype} tensor of shape {array.shape} saved by "
+                f"{node.name} is at "
                 f"version {counter.value}; expected version {saved_value}. It was written in place (an optimizer "
                 f"step, an in-place method such as add_ or copy_, load_state_dict, nn.init) after the forward "
                 f"pass that used it: run the forward pass again after the change."

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import kernels
+from . import buffers, kernels
 from .autograd import Function
 from .random import generator
+from .threads import blas_threads
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,7 +117,7 @@ class LayerNorm(Function):
         rows = np.ascontiguousarray(x).reshape(-1, cols)
         weight = as_flat(weight.astype(x.dtype, copy=False))
         bias = as_flat(bias.astype(x.dtype, copy=False))
-        y = np.empty(x.shape, dtype=x.dtype)
+        y = buffers.empty(x.shape, x.dtype)
         mean, rstd = np.empty(len(rows)), np.empty(len(rows))  # float64, kept for the backward
         kernels.layer_norm_forward(rows, weight, bias, float(eps), y.reshape(rows.shape), mean, rstd)
         self.save_for_backward(rows, weight, mean, rstd)
@@ -127,7 +128,7 @@ class LayerNorm(Function):
     def backward(self, g):
         rows, weight, mean, rstd = self.saved_tensors
         g_rows = np.ascontiguousarray(g, dtype=rows.dtype).reshape(rows.shape)
-        dx = np.empty(self.x_shape, dtype=rows.dtype)
+        dx = buffers.empty(self.x_shape, rows.dtype)
         dweight, dbias = np.zeros(self.weight_shape, rows.dtype), np.zeros(self.weight_shape, rows.dtype)
         kernels.layer_norm_backward(g_rows, rows, weight, mean, rstd, dx.reshape(rows.shape), dweight.reshape(-1),
                                     dbias.reshape(-1))
@@ -160,13 +161,13 @@ class Dropout(Function):
     def forward(self, x, *, p):
         self.scale = dropout_scale(p)
         self.keep = as_flat(dropout_keep(x.shape, x.dtype, p))
-        out = np.empty(x.shape, dtype=x.dtype)
+        out = buffers.empty(x.shape, x.dtype)
         kernels.dropout_apply(as_flat(x), self.keep, self.scale, out.reshape(-1))
         return out
 
     # d y/dx = mask * scale
     def backward(self, g):
-        out = np.empty(g.shape, dtype=g.dtype)
+        out = buffers.empty(g.shape, g.dtype)
         kernels.dropout_apply(as_flat(g), self.keep, self.scale, out.reshape(-1))
         return out
 
@@ -309,7 +310,7 @@ class CrossEntropy(_ClassificationLoss):
         self._prepare(logits, target, weight, ignore_index, reduction)
         # with s = x - max(x) per row: loss = log sum exp(s) - s[target], softmax = exp(s) / sum exp(s)
         logits = np.ascontiguousarray(logits)
-        shifted = np.empty_like(logits)
+        shifted = buffers.empty(logits.shape, logits.dtype)
         kernels.subtract_row_max(logits, shifted)
         picked = shifted[np.arange(len(self.target)), self.target]
         # numpy's exp is vectorised (several times faster than a scalar exp in a Numba loop)
@@ -322,7 +323,7 @@ class CrossEntropy(_ClassificationLoss):
     def backward(self, g):
         if not self.any_counted:
             return np.zeros(self.shape, dtype=self.probabilities.dtype)
-        grad = np.empty_like(self.probabilities)
+        grad = buffers.empty(self.probabilities.shape, self.probabilities.dtype)
         kernels.cross_entropy_backward(self.probabilities, self.target, self._row_scales(g), grad)
         return grad
 
@@ -338,8 +339,9 @@ class CrossEntropy(_ClassificationLoss):
 def _recurrent_weight_grad(d_summed: np.ndarray, hidden: np.ndarray, h0: np.ndarray) -> np.ndarray:
     """dW = sum_t da_t^T h_{t-1} over all steps, with h_{-1} = h0: two matmuls, no copies."""
     size = hidden.shape[-1]
-    later = d_summed[1:].reshape(-1, size).T @ hidden[:-1].reshape(-1, size)
-    return later + d_summed[0].T @ h0.astype(hidden.dtype, copy=False)
+    with blas_threads(hidden.size * size):
+        later = d_summed[1:].reshape(-1, size).T @ hidden[:-1].reshape(-1, size)
+        return later + d_summed[0].T @ h0.astype(hidden.dtype, copy=False)
 
 
 class RNNRecurrence(Function):
@@ -354,16 +356,17 @@ class RNNRecurrence(Function):
     def forward(self, projected, h0, weight, *, nonlinearity):
         self.relu = nonlinearity == "relu"
         weight_t = np.ascontiguousarray(weight.T.astype(projected.dtype, copy=False))
-        hidden = np.empty_like(projected)
+        hidden = buffers.empty(projected.shape, projected.dtype)
         h = h0.astype(projected.dtype, copy=False)
-        for t in range(projected.shape[0]):
-            np.matmul(h, weight_t, out=hidden[t])
-            hidden[t] += projected[t]
-            if self.relu:
-                np.maximum(hidden[t], 0, out=hidden[t])
-            else:
-                np.tanh(hidden[t], out=hidden[t])
-            h = hidden[t]
+        with blas_threads(h.size * weight.shape[0]):  # one small product per step
+            for t in range(projected.shape[0]):
+                np.matmul(h, weight_t, out=hidden[t])
+                hidden[t] += projected[t]
+                if self.relu:
+                    np.maximum(hidden[t], 0, out=hidden[t])
+                else:
+                    np.tanh(hidden[t], out=hidden[t])
+                h = hidden[t]
         self.save_for_backward(hidden, h0, weight)
         return hidden
 
@@ -374,12 +377,13 @@ class RNNRecurrence(Function):
         length, batch, size = hidden.shape
         weight = weight.astype(hidden.dtype, copy=False)
         g = np.ascontiguousarray(g, dtype=hidden.dtype)
-        d_summed = np.empty_like(hidden)
+        d_summed = buffers.empty(hidden.shape, hidden.dtype)
         dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
-        for t in range(length - 1, -1, -1):
-            kernels.rnn_step_backward(g[t].reshape(-1), dh_next.reshape(-1), hidden[t].reshape(-1), self.relu,
-                                      d_summed[t].reshape(-1))
-            np.matmul(d_summed[t], weight, out=dh_next)
+        with blas_threads(batch * size * size):
+            for t in range(length - 1, -1, -1):
+                kernels.rnn_step_backward(g[t].reshape(-1), dh_next.reshape(-1), hidden[t].reshape(-1), self.relu,
+                                          d_summed[t].reshape(-1))
+                np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight = self.needs_input_grad
         d_weight = None
         if need_weight:
@@ -402,16 +406,17 @@ class LayerNormRNNRecurrence(Function):
         weight_t = np.ascontiguousarray(weight.T.astype(dtype, copy=False))
         gain, bias = as_flat(gain.astype(dtype, copy=False)), as_flat(bias.astype(dtype, copy=False))
         length, batch, _ = projected.shape
-        summed = np.empty_like(projected)
-        hidden = np.empty_like(projected)
+        summed = buffers.empty(projected.shape, projected.dtype)
+        hidden = buffers.empty(projected.shape, projected.dtype)
         means, rstds = np.empty((length, batch)), np.empty((length, batch))  # float64, for the backward
         h = h0.astype(dtype, copy=False)
-        for t in range(length):
-            np.matmul(h, weight_t, out=summed[t])
-            summed[t] += projected[t]
-            kernels.layer_norm_forward(summed[t], gain, bias, float(eps), hidden[t], means[t], rstds[t])
-            np.tanh(hidden[t], out=hidden[t])
-            h = hidden[t]
+        with blas_threads(h.size * weight.shape[0]):  # one small product per step
+            for t in range(length):
+                np.matmul(h, weight_t, out=summed[t])
+                summed[t] += projected[t]
+                kernels.layer_norm_forward(summed[t], gain, bias, float(eps), hidden[t], means[t], rstds[t])
+                np.tanh(hidden[t], out=hidden[t])
+                h = hidden[t]
         self.save_for_backward(summed, hidden, h0, weight, gain, means, rstds)
         return hidden
 
@@ -423,14 +428,15 @@ class LayerNormRNNRecurrence(Function):
         length, batch, size = hidden.shape
         weight = weight.astype(hidden.dtype, copy=False)
         g = np.ascontiguousarray(g, dtype=hidden.dtype)
-        d_summed = np.empty_like(hidden)
+        d_summed = buffers.empty(hidden.shape, hidden.dtype)
         d_gain = np.zeros(size, np.float64)  # summed over every step and row: accumulate in float64
         d_bias = np.zeros(size, np.float64)
         dh_next = np.zeros((batch, size), hidden.dtype)  # da_{t+1} W, overwritten at every step
-        for t in range(length - 1, -1, -1):
-            kernels.layer_norm_tanh_backward(g[t], dh_next, hidden[t], summed[t], gain, means[t], rstds[t],
-                                             d_summed[t], d_gain, d_bias)
-            np.matmul(d_summed[t], weight, out=dh_next)
+        with blas_threads(batch * size * size):
+            for t in range(length - 1, -1, -1):
+                kernels.layer_norm_tanh_backward(g[t], dh_next, hidden[t], summed[t], gain, means[t], rstds[t],
+                                                 d_summed[t], d_gain, d_bias)
+                np.matmul(d_summed[t], weight, out=dh_next)
         need_projected, need_h0, need_weight, need_gain, need_bias = self.needs_input_grad
         d_weight = None
         if need_weight:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import Function
+from .threads import blas_threads
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by several ops
@@ -197,11 +198,13 @@ class PowScalar(Function):
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them)."""
-    if b.ndim == 2 and a.ndim > 2:
-        rows = math.prod(a.shape[:-1])  # not -1: a size may be 0
-        return (a.reshape(rows, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
-    return a @ b
+    """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them),
+    on as many BLAS threads as threads.py picks for a product this size."""
+    with blas_threads(a.size * (b.shape[-1] if b.ndim > 1 else 1)):
+        if b.ndim == 2 and a.ndim > 2:
+            rows = math.prod(a.shape[:-1])  # not -1: a size may be 0
+            return (a.reshape(rows, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
+        return a @ b
 
 
 class MatMul(Function):
@@ -252,9 +255,9 @@ class MatMul(Function):
                 # (..., n, k) @ (k, m): fold the batch dims into one matrix product
                 k, m = b2.shape
                 rows = math.prod(a2.shape[:-1])
-                grad_b = a2.reshape(rows, k).T @ g2.reshape(rows, m)
+                grad_b = _matmul(a2.reshape(rows, k).T, g2.reshape(rows, m))
             else:
-                grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
+                grad_b = unbroadcast(_matmul(np.swapaxes(a2, -1, -2), g2), b2.shape)
             grad_b = grad_b.reshape(b.shape)
         return grad_a, grad_b
 

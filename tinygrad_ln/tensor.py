@@ -495,8 +495,12 @@ class Tensor:
         return self._version
 
     def _bump_version(self) -> None:
-        """Record an in-place write to this tensor's memory (so stale saved arrays are caught)."""
-        self._version_counter().value += 1
+        """Record an in-place write to this tensor's memory (so stale saved arrays are caught).
+
+        No counter yet means no node saved this memory and no view shares it: nothing to tell.
+        """
+        if self._version is not None:
+            self._version.value += 1
 
     def _check_in_place(self, op: str, *others: Any) -> None:
         """In-place writes are for tensors outside the graph, or inside ``no_grad`` (optimizers)."""

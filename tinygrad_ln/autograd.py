@@ -167,7 +167,7 @@ def run_backward(root: Any, grad: np.ndarray) -> None:
                 if output is not None:
                     output._accumulate_grad(grad)
             if node.saved_versions:
-                _check_versions(node)
+                check_saved_versions(node)
             if node.created_at is not None:  # made under detect_anomaly
                 _check_checksums(node)
             input_grads = node.backward(grad)
@@ -307,7 +307,8 @@ def _owner(array: Any, inputs: tuple, output: Any) -> Any:
     return None
 
 
-def _check_versions(node: Function) -> None:
+def check_saved_versions(node: Function) -> None:
+    """RuntimeError if a tensor whose memory ``node`` saved was written in place since (backward calls it)."""
     for counter, saved_value, array in node.saved_versions:
         if counter.value != saved_value:
             raise RuntimeError(

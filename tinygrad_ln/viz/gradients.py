@@ -100,7 +100,7 @@ def backward_pass(graph: Graph, shown: set[int]) -> Gradients | None:
         node = graph.ops[i]
         try:
             if node.saved_versions:  # as the engine does: an array it saved was written in place
-                autograd._check_versions(node)
+                autograd.check_saved_versions(node)
             input_grads = node.backward(grad)
         except Exception as error:  # a picture without gradients beats no picture
             warnings.warn(f"draw_graph: no gradients drawn: the backward of {node.name} failed "

@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from blas_threads import get_blas_threads, set_blas_threads
 from char_rnn_claims import LOSS_TARGET, claims_by_clip, first_step_below, format_claims
 from char_rnn_metrics import evaluate_probe, invariance_curve, next_char_loss, probe_dynamics
 from char_rnn_model import (
@@ -154,9 +153,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print N generated characters from each trained model (0: none)")
     output.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs trained in parallel processes")
-    output.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads per training process (0: leave numpy's BLAS at its default, one per "
-                             "core); see bench/README.md for why one")
+    output.add_argument("--threads", type=int, default=0,
+                        help="BLAS threads for the model's matrix products in each training process (0: tinygrad_ln's "
+                             "default, one thread for products as small as these; see tinygrad_ln/threads.py)")
     args = parser.parse_args(argv)
     for name in ("steps", "seq_len", "batch", "log_every", "jobs", "embed", "hidden", "layers"):
         value = getattr(args, name)
@@ -432,7 +431,7 @@ def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, p
         return {"model": spec.model, "scale": spec.scale, "clip": spec.clip, "seed": spec.seed,
                 "status": "not started", "log": []}
     if args.threads:
-        set_blas_threads(args.threads)
+        tl.set_num_threads(args.threads)
     init_from = load_model_file(args.init_from) if args.init_from else None
     run = Run(spec, args, data, init_from)
     if args.resume and run.resume_from_checkpoint() and run.record["status"] == "finished":
@@ -667,11 +666,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         os.makedirs(args.out, exist_ok=True)
         write_run_file(args, argv)
     clips = ", ".join("none" if clip is None else f"{clip:g}" for clip in args.clip)
+    threads = f"{args.threads} BLAS thread(s)" if args.threads else "one BLAS thread (the default for small products)"
     print(f"{len(specs)} runs of {args.steps} steps (embed {args.embed}, H={args.hidden}, {args.layers} layer(s), "
           f"dropout {args.dropout}, T={args.seq_len}, batch {args.batch}, Adam lr {args.lr} {args.schedule}, "
           f"clip {clips}{', primitive ops' if args.no_fused else ''}), {min(args.jobs, len(specs))} at a time, "
-          f"{args.threads or 'default'} BLAS thread(s) each" + (f"; from {args.init_from}" if args.init_from else "")
-          + "\n")
+          f"{threads} each" + (f"; from {args.init_from}" if args.init_from else "") + "\n")
 
     started = time.perf_counter()
     records = run_all(specs, args, data)
@@ -683,7 +682,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     both_models = {run["model"] for run in runs} == set(MODELS)
     claims = claims_by_clip(runs) if both_models and not interrupted else None
     config = {key: value for key, value in vars(args).items() if key not in ("resume", "jobs")}
-    config.update({"train_fraction": TRAIN_FRACTION, "blas_threads": args.threads or get_blas_threads(),
+    config.update({"train_fraction": TRAIN_FRACTION, "blas_threads": args.threads or "default: 1 for small products",
                    "probe": {"sequences": data.probe[0].shape[1], "length": data.probe[0].shape[0]},
                    "smoothing": SMOOTHING, "layernorm": "h_t = tanh(LN(a_t)), gain 1, bias 0, eps 1e-5; "
                    "a_t keeps both biases", "baselines": data.baselines})

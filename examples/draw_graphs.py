@@ -1,14 +1,20 @@
-"""Draw four computation graphs with tinygrad_ln.viz.draw_graph, as SVG and PNG.
+"""Draw six computation graphs with tinygrad_ln.viz.draw_graph, as SVG and PNG.
 
     python examples/draw_graphs.py --out graphs/
 
 1. layernorm:          nn.LayerNorm(10, fused=False) on a (20, 5, 10) input, expanded to its ops
                        (the README's picture: --out docs/img --only layernorm --formats svg)
-2. ln_rnn_step:        one step of a layer-normalized RNN cell, after backward, gradient colours
-3. char_rnn_loss:      Embedding -> RNN(layer_norm=True), 64 steps -> Linear -> cross_entropy,
-                       after backward; the 64 time steps fold into step 0 plus one summary box
-4. embedding_dropout_linear:  Embedding -> Dropout -> Linear, each layer opened to its ops
+2. warmup:             L = a * b + c on three numbers, with values and signed gradients (micrograd's
+                       view; docs/viz.md's first picture)
+3. ln_rnn_step:        one step of a layer-normalized RNN cell, with its gradients
+4. char_rnn_loss:      Embedding -> RNN(layer_norm=True), 64 steps -> Linear -> cross_entropy;
+                       the 64 time steps fold into step 0 plus one summary box
+5. rnn_cell_loop:      the tutorial loop written by hand: 64 calls of nn.RNNCell(layer_norm=True),
+                       a loss per step, summed; the calls fold, the h -> h recurrence is a loop edge
+                       (the README's picture)
+6. embedding_dropout_linear:  Embedding -> Dropout -> Linear, each layer opened to its ops
 
+Prints, for each, the layout time draw_graph estimated and the time each format took.
 Needs the Graphviz ``dot`` program (apt-get install graphviz / brew install graphviz); with
 ``--formats dot`` it writes only the DOT text, which needs nothing.
 """
@@ -44,11 +50,36 @@ class CharRNN(nn.Module):
         return self.head(output)  # (batch, steps, vocab)
 
 
+class CellLoop(nn.Module):
+    """The loop most tutorials write: one RNNCell call per character, a loss per step, summed."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.cell = nn.RNNCell(embed, hidden, layer_norm=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        h, loss = None, None
+        for t in range(chars.shape[1] - 1):
+            h = self.cell(self.embed(chars[:, t]), h)
+            step_loss = F.cross_entropy(self.head(h), chars[:, t + 1])
+            loss = step_loss if loss is None else loss + step_loss
+        return loss
+
+
 def layernorm_graph():
+    tl.manual_seed(0)  # the same picture every time: tooltips carry the values
     # exactly the README's three lines
     x = Tensor.randn(20, 5, 10, requires_grad=True)
     layer_norm = nn.LayerNorm(10, fused=False)
     return draw_graph(layer_norm(x), expand=True)
+
+
+def warmup_graph():
+    a, b, c = Tensor(2.0, requires_grad=True), Tensor(-3.0, requires_grad=True), Tensor(10.0, requires_grad=True)
+    L = a * b + c  # the names docs/autograd.md uses
+    return draw_graph(L, params={"a": a, "b": b, "c": c}, show_values=True)
 
 
 def ln_rnn_step_graph():
@@ -61,10 +92,9 @@ def ln_rnn_step_graph():
     targets = Tensor(tl.random.generator().integers(0, VOCAB, BATCH))
     h = cell(x, h_previous)
     loss = F.cross_entropy(head(h), targets)
-    loss.backward()
     params = {**{f"cell.{k}": v for k, v in cell.named_parameters()},
               **{f"head.{k}": v for k, v in head.named_parameters()}, "x_t": x, "h_(t-1)": h_previous}
-    return draw_graph(loss, params, expand=("LayerNorm",), title="One LN-RNN step, after backward")
+    return draw_graph(loss, params, expand=("LayerNorm",), title="One LN-RNN step and its gradients")
 
 
 def char_rnn_graph():
@@ -73,8 +103,15 @@ def char_rnn_graph():
     chars = Tensor(tl.random.generator().integers(0, VOCAB, (BATCH, STEPS + 1)))
     logits = model(chars[:, :-1])
     loss = F.cross_entropy(logits.reshape(-1, VOCAB), chars[:, 1:].reshape(-1))
-    loss.backward()
     return draw_graph(loss, params=model, title=f"Char-RNN loss: {STEPS} LN-RNN steps on a batch of {BATCH}")
+
+
+def rnn_cell_loop_graph():
+    tl.manual_seed(0)
+    model = CellLoop(VOCAB, EMBED, HIDDEN)
+    chars = Tensor(tl.random.generator().integers(0, VOCAB, (BATCH, STEPS + 1)))
+    loss = model(chars)
+    return draw_graph(loss, params=model, title=f"A hand-written loop: {STEPS} RNNCell steps, losses summed")
 
 
 def embedding_dropout_linear_graph():
@@ -87,8 +124,10 @@ def embedding_dropout_linear_graph():
 
 GRAPHS = {
     "layernorm": layernorm_graph,
+    "warmup": warmup_graph,
     "ln_rnn_step": ln_rnn_step_graph,
     "char_rnn_loss": char_rnn_graph,
+    "rnn_cell_loop": rnn_cell_loop_graph,
     "embedding_dropout_linear": embedding_dropout_linear_graph,
 }
 
@@ -107,12 +146,15 @@ def main() -> None:
             continue
         start = time.perf_counter()
         graph = make()
-        paths = []
+        seconds = time.perf_counter() - start
+        report = [f"draw_graph {seconds:4.2f} s (layout estimated {graph.layout_cost.seconds:.2f} s)"]
         for fmt in formats:
-            paths.append(os.path.join(args.out, f"{name}.{fmt}"))
-            with open(paths[-1], "wb") as f:
+            path = os.path.join(args.out, f"{name}.{fmt}")
+            start = time.perf_counter()
+            with open(path, "wb") as f:
                 f.write(graph.source.encode() if fmt == "dot" else graph.pipe(format=fmt))
-        print(f"{name:26s} {time.perf_counter() - start:5.2f} s  " + "  ".join(paths))
+            report.append(f"{path} {time.perf_counter() - start:.2f} s")
+        print(f"{name:25s} " + ", ".join(report))
 
 
 if __name__ == "__main__":

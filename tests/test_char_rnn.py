@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the example's modules import each other by name, as when run as scripts
 
-import blas_threads  # noqa: E402
 import char_rnn  # noqa: E402
 import char_rnn_metrics  # noqa: E402
 from char_rnn_model import CharRNN, ModelConfig, load_model_file  # noqa: E402
@@ -262,18 +261,6 @@ def test_warm_up_leaves_the_random_state_alone():
     before = tl.get_rng_state()
     char_rnn.warm_up(ModelConfig(vocab_size=5, embed=args.embed, hidden=args.hidden, layers=2, dropout=0.5), args)
     assert tl.get_rng_state() == before
-
-
-def test_blas_threads_can_be_set_and_read_back():
-    before = blas_threads.get_blas_threads()
-    if before is None:
-        pytest.skip("numpy's BLAS is not OpenBLAS here")
-    try:
-        assert blas_threads.set_blas_threads(1) and blas_threads.get_blas_threads() == 1
-    finally:
-        blas_threads.set_blas_threads(before)
-    with pytest.raises(ValueError, match="at least 1"):
-        blas_threads.set_blas_threads(0)
 
 
 # ---- the two modes end to end ----------------------------------------------------------------------

@@ -159,32 +159,33 @@ def run_backward(root: Any, grad: np.ndarray) -> None:
     that called ``retain_grad``) add theirs into ``.grad``, so repeated calls accumulate.
     """
     grads: dict[Function, np.ndarray] = {root.grad_fn: grad}
-    for node in topological_order(root.grad_fn):
-        grad = grads.pop(node)
-        if node.retained is not None:
-            output = node.retained()
-            if output is not None:
-                output._accumulate_grad(grad)
-        if node.saved_versions:
-            _check_versions(node)
-        if node.created_at is not None:  # made under detect_anomaly
-            _check_checksums(node)
-        input_grads = node.backward(grad)
-        if type(input_grads) is not tuple:
-            input_grads = (input_grads,)
-        check = modes.anomaly_enabled or node.created_at is not None
-        for tensor, input_grad in zip(node.inputs, input_grads):
-            if input_grad is None or not tensor.requires_grad:
-                continue
-            if check:
-                _check_gradient(node, tensor, input_grad)
-            parent = tensor.grad_fn
-            if parent is None:
-                tensor._accumulate_grad(input_grad, owned=_made_for_one_input(input_grad, grad, node, input_grads))
-            elif parent in grads:
-                grads[parent] = grads[parent] + input_grad
-            else:
-                grads[parent] = input_grad
+    with np.errstate(all="ignore"):  # 0 * inf, inf - inf... in gradients are silent, as in PyTorch
+        for node in topological_order(root.grad_fn):
+            grad = grads.pop(node)
+            if node.retained is not None:
+                output = node.retained()
+                if output is not None:
+                    output._accumulate_grad(grad)
+            if node.saved_versions:
+                check_saved_versions(node)
+            if node.created_at is not None:  # made under detect_anomaly
+                _check_checksums(node)
+            input_grads = node.backward(grad)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            check = modes.anomaly_enabled or node.created_at is not None
+            for tensor, input_grad in zip(node.inputs, input_grads):
+                if input_grad is None or not tensor.requires_grad:
+                    continue
+                if check:
+                    _check_gradient(node, tensor, input_grad)
+                parent = tensor.grad_fn
+                if parent is None:
+                    tensor._accumulate_grad(input_grad, owned=_made_for_one_input(input_grad, grad, node, input_grads))
+                elif parent in grads:
+                    grads[parent] = grads[parent] + input_grad
+                else:
+                    grads[parent] = input_grad
 
 
 def retain(node: Function, output: Any) -> None:
@@ -306,7 +307,8 @@ def _owner(array: Any, inputs: tuple, output: Any) -> Any:
     return None
 
 
-def _check_versions(node: Function) -> None:
+def check_saved_versions(node: Function) -> None:
+    """RuntimeError if a tensor whose memory ``node`` saved was written in place since (backward calls it)."""
     for counter, saved_value, array in node.saved_versions:
         if counter.value != saved_value:
             raise RuntimeError(

@@ -180,7 +180,7 @@ def check_indices(indices: np.ndarray, size: int, what: str) -> np.ndarray:
     """
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{what}: indices must be integers (int64), got dtype {indices.dtype}")
-    indices = indices.astype(np.int64, order="C", copy=False)  # (keeps a 0-d index 0-d)
+    indices = indices.astype(np.int64, order="C")  # a copy (0-d stays 0-d): later writes to it cannot reach backward
     if indices.size:
         low, high = indices.min(), indices.max()
         if low < 0 or high >= size:
@@ -264,14 +264,13 @@ class _ClassificationLoss(Function):
         if self.reduction == "sum":
             return losses.sum()
         self.total_weight = self.row_weights.sum(dtype=losses.dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0 / 0 = NaN
+        with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0 / 0 = NaN, as PyTorch
             return losses.sum() / self.total_weight
 
     def _row_scales(self, g):
         """d reduced loss / d loss_n for each row, times its weight: (N,)."""
         if self.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):  # all weights 0: NaN, as the loss
-                g = g / self.total_weight
+            g = g / self.total_weight  # all weights 0: NaN, as the loss
         return (self.row_weights * g).astype(self.row_weights.dtype, copy=False)
 
 

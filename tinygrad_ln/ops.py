@@ -155,7 +155,7 @@ class Pow(Function):
 
     def forward(self, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, as PyTorch
-            out = a**b
+            out = _integer_power(a, b) if a.dtype.kind in "iu" else a**b
         self.save_for_backward(a, b, out)
         return out
 
@@ -166,14 +166,22 @@ class Pow(Function):
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
         if need_a:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                local = np.where(b == 0, 0.0, b * a ** (b - 1)).astype(out.dtype, copy=False)
+            local = np.where(b == 0, 0.0, b * a ** (b - 1)).astype(out.dtype, copy=False)
             grad_a = unbroadcast(g * local, a.shape)
         if need_b:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where((a == 0) & (b >= 0), 0.0, np.log(a)).astype(out.dtype)
+            log_a = np.where((a == 0) & (b >= 0), 0.0, np.log(a)).astype(out.dtype)
             grad_b = unbroadcast(g * out * log_a, b.shape)
         return grad_a, grad_b
+
+
+def _integer_power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a ** b for integers as PyTorch computes it: a negative exponent gives 1 for a = 1,
+    +-1 for a = -1 and 0 otherwise (numpy refuses negative integer powers)."""
+    if not (b < 0).any():
+        return a**b
+    positive = a ** np.maximum(b, 0)
+    minus_one = np.where(b % 2 == 0, 1, -1)
+    return np.where(b >= 0, positive, np.where(a == 1, 1, np.where(a == -1, minus_one, 0))).astype(positive.dtype)
 
 
 class PowScalar(Function):
@@ -193,8 +201,7 @@ class PowScalar(Function):
         n = self.exponent
         if n == 0:
             return np.zeros_like(g)
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -0.5 = inf, as PyTorch
-            return g * (n * x ** (n - 1)).astype(g.dtype, copy=False)
+        return g * (n * x ** (n - 1)).astype(g.dtype, copy=False)  # 0 ** -0.5 = inf, as PyTorch
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -331,8 +338,7 @@ class Log(Function):
     # d log(x)/dx = 1/x
     def backward(self, g):
         (x,) = self.saved_tensors
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return g / x
+        return g / x
 
 
 class Sqrt(Function):
@@ -341,7 +347,7 @@ class Sqrt(Function):
     name = "sqrt"
 
     def forward(self, x):
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # nan for x < 0, silently, as in PyTorch
             y = np.sqrt(x)
         self.save_for_backward(y)
         return y
@@ -349,8 +355,7 @@ class Sqrt(Function):
     # d sqrt(x)/dx = 1 / (2 sqrt(x))
     def backward(self, g):
         (y,) = self.saved_tensors
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 = nan where g = 0 at sqrt(0)
-            return g / (2 * y)
+        return g / (2 * y)  # 0 / 0 = nan where g = 0 at sqrt(0), as in PyTorch
 
 
 class Tanh(Function):
@@ -437,7 +442,7 @@ class Clamp(Function):
             inside &= x >= self.low
         if self.high is not None:
             inside &= x <= self.high
-        return g * inside
+        return np.where(inside, g, 0)  # (not g * inside: a NaN gradient stays off the clamped elements)
 
 
 class Cast(Function):
@@ -502,6 +507,9 @@ class Mean(Function):
         self.keepdim = keepdim
         self.shape = x.shape
         self.count = math.prod(x.shape[d] for d in self.dims)
+        if self.count == 0:  # a mean over an empty dim is nan, as in PyTorch (numpy would warn)
+            with np.errstate(invalid="ignore"):
+                return x.sum(axis=self.dims, keepdims=keepdim) / 0.0
         return x.mean(axis=self.dims, keepdims=keepdim)
 
     # d mean(x)/dx_i = 1/n
@@ -537,10 +545,11 @@ class AMax(Function):
         winners = x == peak
         if self.nan_takes_gradient:
             winners |= np.isnan(x) & np.isnan(peak)
-        winners = winners.astype(g.dtype)
         count = winners.sum(axis=self.dims, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):  # a NaN max: no winner, 0 / 0 = NaN, as torch.amax
-            return winners * _expand_reduced(g, x.shape, self.dims, self.keepdim) / count
+        share = _expand_reduced(g, x.shape, self.dims, self.keepdim) / count  # a NaN max: 0 / 0 = NaN, as torch
+        if self.nan_takes_gradient:  # torch.max(): only the maxima get it, even a NaN gradient
+            return np.where(winners, share, 0)
+        return winners * share  # torch.amax: a NaN gradient reaches its whole slice
 
 
 class AMin(AMax):
@@ -704,7 +713,7 @@ def split_index(index: Any, ndim: int) -> tuple[tuple, tuple | None]:
             basic.append(part)
             arrays.append(slice(None))
         elif isinstance(part, (bool, np.bool_)) or (isinstance(part, np.ndarray) and part.dtype == np.bool_):
-            mask = np.asarray(part)
+            mask = np.array(part)  # a copy, as for index arrays below: backward must see what forward saw
             basic.extend([slice(None)] * mask.ndim)
             arrays.append(mask)
             has_array = True
@@ -712,7 +721,7 @@ def split_index(index: Any, ndim: int) -> tuple[tuple, tuple | None]:
             if part.dtype.kind not in "iu":
                 raise IndexError(f"tensors used as indices must be long, int or bool tensors, got {part.dtype}")
             basic.append(slice(None))
-            arrays.append(part.astype(np.int64, copy=False))
+            arrays.append(part.astype(np.int64))  # a copy: changing the index tensor later cannot move the gradient
             has_array = True
         elif isinstance(part, (int, np.integer)):
             basic.append(int(part))  # selects: this dim is gone before the arrays index
@@ -828,7 +837,7 @@ class LogSoftmax(Function):
         if x.size == 0:
             return x.copy()
         shifted = x - x.max(axis=self.dim, keepdims=True)
-        with np.errstate(divide="ignore"):  # a row of -inf logits gives log(0) = -inf, as in PyTorch
+        with np.errstate(divide="ignore", invalid="ignore"):  # a row of -inf logits gives -inf or nan, as PyTorch
             y = shifted - np.log(np.exp(shifted).sum(axis=self.dim, keepdims=True))
         self.save_for_backward(y)
         return y

@@ -304,7 +304,9 @@ class Tensor:
         min <= x <= max. With min > max every element is max, as in PyTorch."""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must not be None")
-        return ops.Clamp.apply(self, low=min, high=max)
+        float_bound = isinstance(min, (float, np.floating)) or isinstance(max, (float, np.floating))
+        x = self._floating() if float_bound else self  # an int tensor with a float bound gives float32, as PyTorch
+        return ops.Clamp.apply(x, low=min, high=max)
 
     clip = clamp
 
@@ -715,8 +717,8 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     ``condition`` is a bool tensor or array; ``input`` and ``other`` are tensors or numbers,
     promoted to one dtype. The gradient goes to ``input`` where the condition holds, else to ``other``.
     """
-    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
-    if condition.dtype != np.bool_:
+    condition = np.array(condition.data if isinstance(condition, Tensor) else condition)  # a copy: backward
+    if condition.dtype != np.bool_:  # must route the gradient by the condition forward saw
         raise TypeError(f"where: condition must be a bool tensor, got dtype {condition.dtype}")
     if isinstance(input, Tensor):
         a, b = input._pair(other)

@@ -78,6 +78,11 @@ def get_num_threads() -> int | None:
     return _requested
 
 
+def openblas_threads() -> int | None:
+    """How many threads numpy's OpenBLAS uses outside tinygrad_ln's products; None if it is another BLAS."""
+    return None if _openblas is None else int(_openblas[0]())
+
+
 class blas_threads:
     """Context manager around a matrix product of ``multiply_adds`` (m * k * n): BLAS uses the thread
     count the policy picks for it inside, and its previous count again afterwards."""

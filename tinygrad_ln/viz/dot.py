@@ -1,0 +1,286 @@
+"""Emitting DOT: styles of each kind of node, frames, edges, the legend, and the ``Digraph``
+whose rendering explains how to install Graphviz, keeps bitmaps within cairo's size limit and
+shows itself in Jupyter."""
+
+from __future__ import annotations
+
+import html
+import struct
+import warnings
+from typing import Any
+
+import graphviz
+
+from .fold import Cluster
+from .labels import DIM_TEXT, Labels, grad_colour, grad_text_colour
+
+FONT = "Helvetica,Arial,sans-serif"
+EDGE_COLOUR = "#666666"
+
+# (fill colour, border colour, graphviz node attributes) for each kind of node
+STYLES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "op": ("#dbe9f6", "#4a7db5", {"shape": "box", "style": "rounded,filled"}),
+    "parameter": ("#d9f0d3", "#3f8f3f", {"shape": "box", "style": "filled"}),
+    "input": ("#fdf0c8", "#b8921d", {"shape": "ellipse", "style": "filled"}),
+    "output": ("#f8d5d2", "#b8443c", {"shape": "box", "style": "rounded,filled", "peripheries": "2"}),
+    "module": ("#e9e0f2", "#7a5a9e", {"shape": "box3d", "style": "filled"}),
+    "steps": ("#f2f2f2", "#707070", {"shape": "box", "style": "dashed,rounded,filled", "penwidth": "1.5"}),
+    "more": ("#ffffff", "#909090", {"shape": "note", "style": "dashed,filled"}),
+}
+LEGEND_TEXT = {
+    "op": "op",
+    "parameter": "parameter",
+    "input": "input",
+    "output": "output",
+    "module": "module (collapsed)",
+    "steps": "repeated steps (folded)",
+    "more": "not drawn (max_nodes)",
+}
+# Bitmaps (PNG...) are drawn at most this many pixels wide and high: cairo refuses more than
+# 32767, and a 16000 x 21000 px picture takes over a gigabyte to draw. SVG has no cap.
+MAX_BITMAP_PIXELS = 8000
+BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
+_DPI = 96  # graphviz's default for bitmaps
+RECURRENCE = {"penwidth": "1.8", "color": "#444444"}  # edges from one step to the next
+
+
+class GraphvizNotFound(graphviz.ExecutableNotFound):
+    """Rendering was asked for but the Graphviz ``dot`` program is not installed."""
+
+    def __init__(self, detail: str) -> None:
+        RuntimeError.__init__(
+            self,
+            "draw_graph: rendering needs the Graphviz 'dot' program, which was not found on PATH "
+            f"({detail}). Install it with `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` "
+            "(macOS) or `conda install -c conda-forge graphviz`, or see https://graphviz.org/download/. "
+            "Without it, `.source` still gives the DOT text.",
+        )
+
+
+class Digraph(graphviz.Digraph):
+    """A ``graphviz.Digraph`` that explains how to install Graphviz when ``dot`` is missing, draws
+    bitmaps at most MAX_BITMAP_PIXELS a side (saying so when it had to shrink one), and shows
+    itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``). ``layout_cost`` is what draw_graph
+    estimated dot's layout to take (viz/budget.py)."""
+
+    layout_cost: Any = None
+
+    def pipe(self, format: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """As ``graphviz.Digraph.pipe``: the rendered bytes (or text, with ``encoding``)."""
+        fmt = format or self.format
+        try:
+            with _bitmap_cap(self, fmt):
+                result = super().pipe(format, *args, **kwargs)
+        except graphviz.ExecutableNotFound as error:
+            raise GraphvizNotFound(str(error)) from None
+        if fmt == "png" and isinstance(result, bytes):
+            _warn_if_shrunk(result[:24])
+        return result
+
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``graphviz.Digraph.render``: writes the picture and returns its path."""
+        fmt = kwargs.get("format") or (args[4] if len(args) > 4 else None) or self.format
+        outfile = kwargs.get("outfile")
+        if outfile is not None and kwargs.get("format") is None:
+            fmt = str(outfile).rsplit(".", 1)[-1].lower()
+        try:
+            with _bitmap_cap(self, fmt):
+                path = super().render(*args, **kwargs)
+        except graphviz.ExecutableNotFound as error:
+            raise GraphvizNotFound(str(error)) from None
+        if fmt == "png":
+            with open(path, "rb") as f:
+                _warn_if_shrunk(f.read(24))
+        return path
+
+    def _repr_svg_(self) -> str:
+        """The picture as SVG text, for Jupyter."""
+        return self.pipe(format="svg", encoding="utf-8")
+
+
+class _bitmap_cap:
+    """Within it, a bitmap format gets graphviz's ``size`` attribute: shrink to fit the cap."""
+
+    def __init__(self, graph: Digraph, fmt: str | None) -> None:
+        self.graph, self.active = graph, (fmt or "").lower() in BITMAP_FORMATS
+        self.previous: str | None = None
+
+    def __enter__(self) -> None:
+        if self.active:
+            self.previous = self.graph.graph_attr.get("size")
+            inches = MAX_BITMAP_PIXELS / _DPI
+            self.graph.graph_attr["size"] = f"{inches:.2f},{inches:.2f}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            if self.previous is None:
+                del self.graph.graph_attr["size"]
+            else:
+                self.graph.graph_attr["size"] = self.previous
+
+
+def _warn_if_shrunk(header: bytes) -> None:
+    """Warn when a PNG (its first 24 bytes) came out at the cap: the picture was shrunk to fit."""
+    if len(header) < 24 or header[:8] != b"\x89PNG\r\n\x1a\n":
+        return
+    width, height = struct.unpack(">II", header[16:24])
+    if max(width, height) >= MAX_BITMAP_PIXELS - 2:
+        warnings.warn(f"draw_graph: the PNG was shrunk to {width} x {height} px to stay within "
+                      f"{MAX_BITMAP_PIXELS} px a side; render format='svg' to see it at full size", stacklevel=3)
+
+
+class Emitter:
+    """Writes a drawing (items, frames, edges) and its labels as a ``Digraph``."""
+
+    def __init__(self, drawing: Any, labels: Labels) -> None:
+        self.drawing, self.labels = drawing, labels
+        self.graph, self.items, self.clusters = drawing.graph, drawing.items, drawing.clusters
+
+    def node_name(self, index: int) -> str:
+        """A name from the item's position in the graph, never from ``id()``: stable DOT text."""
+        item = self.items[index]
+        if item.kind == "op":
+            return f"op{item.ops[0]}"
+        if item.kind in ("parameter", "input"):
+            return f"leaf{item.leaf}"
+        if item.kind == "module":
+            return f"module{item.ops[0]}"
+        if item.kind == "steps":
+            return f"steps{item.steps[0][0]}"
+        return "more"
+
+    def _node_attributes(self, index: int) -> dict[str, str]:
+        item = self.items[index]
+        kind = item.kind
+        if kind == "op":
+            label = self.labels.op_label(item.ops[0])
+        elif kind in ("parameter", "input"):
+            label = self.labels.leaf_label(item)
+        elif kind == "module":
+            label = self.labels.module_label(index, item)
+        elif kind == "steps":
+            label = self.labels.steps_label(item)
+        else:
+            label = self.labels.more_label(item)
+        fill, border, attributes = STYLES[kind]
+        return {"label": label, "tooltip": self.labels.tooltip(index), "fillcolor": fill, "color": border,
+                **attributes}
+
+    def emit(self, rankdir: str, header: str, graph_attributes: dict[str, str]) -> Digraph:
+        """The whole picture as a ``Digraph``: frames nested, nodes in forward order, then edges."""
+        dot = Digraph(
+            "autograd_graph",
+            graph_attr={"rankdir": rankdir, "fontname": FONT, "nodesep": "0.25", "ranksep": "0.35",
+                        "bgcolor": "white", "labelloc": "t", "labeljust": "l", **graph_attributes},
+            node_attr={"fontname": FONT, "fontsize": "11", "margin": "0.12,0.05", "penwidth": "1.2"},
+            edge_attr={"color": EDGE_COLOUR, "arrowsize": "0.6", "fontname": FONT, "fontsize": "9",
+                       "fontcolor": DIM_TEXT},
+        )
+        if header:
+            dot.attr(label=header)
+        # entries of each frame: (order, 'item' | 'cluster', index)
+        entries: dict[int | None, list[tuple[float, int, int]]] = {}
+        for index in self.drawing.visible:
+            item = self.items[index]
+            entries.setdefault(item.cluster, []).append((item.order, 0, index))
+        used_clusters = clusters_in_use(self.clusters, entries)
+        for c in sorted(used_clusters):
+            entries.setdefault(self.clusters[c].parent, []).append((self.clusters[c].order, 1, c))
+        built: dict[int, Digraph] = {}
+        for c in sorted(used_clusters, reverse=True):  # children were created after their parents
+            sub = Digraph(f"cluster_{c}", graph_attr=self._cluster_attributes(self.clusters[c]))
+            self._fill(sub, entries.get(c, []), built)
+            built[c] = sub
+        self._fill(dot, entries.get(None, []), built)
+        for (a, b), n in self.drawing.edges.items():
+            attributes = {"xlabel": f" ×{n}"} if n > 1 else {}
+            if self.items[a].kind == "more":
+                attributes.update(style="dashed", color="#aaaaaa")
+            elif self._hands_over(a, b):  # step 0's result read by step 1: the recurrence, drawn heavier
+                attributes.update(RECURRENCE, tooltip="step t=0 hands its result to step t=1")
+            dot.edge(self.node_name(a), self.node_name(b), **attributes)
+        visible = set(self.drawing.visible)
+        for index, n in self.drawing.loops.items():
+            if index in visible:  # the recurrence between folded steps: a loop back into the box
+                steps = len(self.items[index].steps)
+                dot.edge(self.node_name(index), self.node_name(index), headlabel=f"×{steps}", labeldistance="2.2",
+                         labelangle="-40", **RECURRENCE,
+                         tooltip=f"each folded step reads the step before it ({n} tensors in all)")
+        for k, root in enumerate(self.graph.roots):
+            name = "output" if k == 0 else f"output{k}"
+            fill, border, attributes = STYLES["output"]
+            dot.node(name, self.labels.output_label(root), fillcolor=fill, color=border,
+                     tooltip=f"the tensor draw_graph was given{'' if k == 0 else f' ({k + 1})'}", **attributes)
+            item = self.drawing.item_of(root)
+            if item is not None and item in visible:
+                dot.edge(self.node_name(item), name)
+        return dot
+
+    def _hands_over(self, source: int, target: int) -> bool:
+        """True if ``source`` is drawn inside step 0's frame of the folded steps ``target``."""
+        frame = self.items[target].step_frame
+        if frame is None:
+            return False
+        c = self.items[source].cluster
+        while c is not None and c != frame:
+            c = self.clusters[c].parent
+        return c == frame
+
+    def _fill(self, dot: Digraph, entries: list[tuple[float, int, int]], built: dict[int, Digraph]) -> None:
+        for _, is_cluster, index in sorted(entries):
+            if is_cluster:
+                dot.subgraph(built[index])
+            else:
+                dot.node(self.node_name(index), **self._node_attributes(index))
+
+    @staticmethod
+    def _cluster_attributes(cluster: Cluster) -> dict[str, str]:
+        common = {"fontname": FONT, "labeljust": "l", "margin": "10"}
+        if cluster.kind == "module":
+            return {**common, "label": cluster.label, "style": "rounded,filled", "fillcolor": "#faf7fc",
+                    "color": "#7a5a9e", "fontcolor": "#4b3366", "fontsize": "12", "penwidth": "1.2"}
+        return {**common, "label": cluster.label, "style": "dashed,rounded", "color": "#8a8a8a",
+                "fontcolor": "#555555", "fontsize": "11"}
+
+
+def clusters_in_use(clusters: list[Cluster], entries: Any) -> set[int]:
+    """The frames holding a drawn item, and the frames around those."""
+    used: set[int] = set()
+    for c in entries:
+        while c is not None and c not in used:
+            used.add(c)
+            c = clusters[c].parent
+    return used
+
+
+def header(title: str | None, notes: list[str], kinds: set[str], gradients_text: str | None) -> str:
+    """The caption above the graph: title, notes (what draw_graph changed and why), the legend of
+    node kinds, and the gradient colour scale with where the gradients come from."""
+    rows = []
+    if title:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="16"><B>{html.escape(title)}</B></FONT></TD></TR>')
+    for note in notes:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{html.escape(note)}</FONT></TD></TR>')
+    if kinds:
+        chips = []
+        for kind in ("op", "parameter", "input", "module", "steps", "output", "more"):
+            if kind in kinds or kind == "output":
+                fill, border, _ = STYLES[kind]
+                chips.append(f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" CELLPADDING="3">'
+                             f'<FONT POINT-SIZE="9">{LEGEND_TEXT[kind]}</FONT></TD>')
+        rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="0"><TR>'
+                    + "".join(chips) + "</TR></TABLE></TD></TR>")
+    if gradients_text:
+        cells = ['<TD><FONT POINT-SIZE="9">|grad|: </FONT></TD>']
+        for norm, text in ((0.0, "0"), (1e-7, "&lt;1e-6"), (1e-4, "1e-4"), (1e-2, "1e-2"), (1.0, "1"), (1e2, "1e2"),
+                           (1e4, "&gt;1e3")):
+            cells.append(f'<TD BGCOLOR="{grad_colour(norm)}" BORDER="1" COLOR="#9a9a9a" CELLPADDING="2">'
+                         f'<FONT POINT-SIZE="8" COLOR="{grad_text_colour(norm)}">{text}</FONT></TD>')
+        cells.append(f'<TD><FONT POINT-SIZE="8" COLOR="{DIM_TEXT}"> blue: vanishing, red: exploding</FONT></TD>')
+        rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+                    + "".join(cells) + "</TR></TABLE></TD></TR>")
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="8" COLOR="{DIM_TEXT}">'
+                    f"{html.escape(gradients_text)}</FONT></TD></TR>")
+    if not rows:
+        return ""
+    return '<<TABLE BORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"

@@ -42,7 +42,7 @@ import numpy as np
 
 SIZES = ((4096, 512), (8192, 1024))
 SPEEDUP_GOAL = 2.0
-BANDWIDTH_GOAL = 0.75  # of the measured bandwidth, at the largest size
+BANDWIDTH_GOAL = 0.60  # of the measured bandwidth, at the largest size (issue 15)
 EPS = 1e-5
 
 

@@ -53,10 +53,10 @@ class CharRNN(nn.Module):
 class CellLoop(nn.Module):
     """The loop most tutorials write: one RNNCell call per character, a loss per step, summed."""
 
-    def __init__(self, vocab: int, embed: int, hidden: int) -> None:
+    def __init__(self, vocab: int, embed: int, hidden: int, layer_norm: bool = True) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embed)
-        self.cell = nn.RNNCell(embed, hidden, layer_norm=True)
+        self.cell = nn.RNNCell(embed, hidden, layer_norm=layer_norm)
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, chars: Tensor) -> Tensor:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,9 @@ import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
 from tinygrad_ln.nn import functional as F
 from tinygrad_ln.viz import dot as viz_dot
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from draw_graphs import CellLoop  # noqa: E402
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="the Graphviz 'dot' program is not installed "
@@ -100,27 +105,9 @@ def char_rnn_loss(steps: int = 64, batch: int = 4, vocab: int = 11):
     return model, loss
 
 
-class CellLoop(nn.Module):
-    """The tutorial loop: embed x_t, step an RNN cell, read out a loss per step, sum the losses."""
-
-    def __init__(self, vocab: int = 11, embed: int = 6, hidden: int = 8, layer_norm: bool = True) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, embed)
-        self.cell = nn.RNNCell(embed, hidden, layer_norm=layer_norm)
-        self.head = nn.Linear(hidden, vocab)
-
-    def forward(self, chars: Tensor) -> Tensor:
-        h, loss = None, None
-        for t in range(chars.shape[1] - 1):
-            h = self.cell(self.embed(chars[:, t]), h)
-            step_loss = F.cross_entropy(self.head(h), chars[:, t + 1])
-            loss = step_loss if loss is None else loss + step_loss
-        return loss
-
-
 def cell_loop_loss(steps: int = 64, batch: int = 4, vocab: int = 11, layer_norm: bool = True):
     tl.manual_seed(0)
-    model = CellLoop(vocab, layer_norm=layer_norm)
+    model = CellLoop(vocab, 6, 8, layer_norm=layer_norm)  # the tutorial loop of examples/draw_graphs.py
     chars = Tensor(tl.random.generator().integers(0, vocab, (batch, steps + 1)))
     return model, model(chars)
 

@@ -209,7 +209,7 @@ class Embedding(Function):
     # (indices repeat, so they add up: a Numba scatter-add); the padding row gets none
     def backward(self, g):
         dim = g.shape[-1]
-        grad_rows = np.ascontiguousarray(g).reshape(-1, dim)
+        grad_rows = np.ascontiguousarray(g).reshape(self.indices.size, dim)  # not -1: dim may be 0
         grad = np.zeros((self.num_embeddings, dim), dtype=g.dtype)
         kernels.scatter_add_rows(grad_rows, self.indices.reshape(-1), grad)
         if self.padding_idx is not None:
@@ -253,12 +253,13 @@ class _ClassificationLoss(Function):
     def _prepare(self, scores, target, weight, ignore_index, reduction):
         """Check the targets; keep each row's target (0 where ignored) and weight."""
         self.target, self.row_weights = classification_targets(scores, target, weight, ignore_index, self.name)
-        self.any_counted = bool((target != ignore_index).any())
+        self.ignored = target == ignore_index
+        self.any_counted = not self.ignored.all()
         self.shape, self.reduction = scores.shape, reduction
 
     def _reduce(self, losses):
-        """The weighted (N,) losses, reduced."""
-        losses = losses * self.row_weights
+        """The weighted (N,) losses, reduced; an ignored row counts 0 even if its scores hold NaN."""
+        losses = np.where(self.ignored, 0, losses * self.row_weights)
         if self.reduction == "none":
             return losses
         if self.reduction == "sum":

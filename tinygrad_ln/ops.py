@@ -207,7 +207,8 @@ class PowScalar(Function):
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them),
     on as many BLAS threads as threads.py picks for a product this size."""
-    with blas_threads(a.size * (b.shape[-1] if b.ndim > 1 else 1)):
+    # (0 * inf in a product is nan, silently, as in PyTorch)
+    with blas_threads(a.size * (b.shape[-1] if b.ndim > 1 else 1)), np.errstate(invalid="ignore"):
         if b.ndim == 2 and a.ndim > 2:
             rows = math.prod(a.shape[:-1])  # not -1: a size may be 0
             return (a.reshape(rows, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
@@ -814,8 +815,9 @@ class Softmax(Function):
         self.dim = normalize_dim(dim, x.ndim, "softmax")
         if x.size == 0:
             return x.copy()
-        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
-        y = e / e.sum(axis=self.dim, keepdims=True)
+        with np.errstate(invalid="ignore"):  # a row holding inf: inf - inf = nan, silently, as in PyTorch
+            e = np.exp(x - x.max(axis=self.dim, keepdims=True))
+            y = e / e.sum(axis=self.dim, keepdims=True)
         self.save_for_backward(y)
         return y
 
@@ -836,8 +838,8 @@ class LogSoftmax(Function):
         self.dim = normalize_dim(dim, x.ndim, "log_softmax")
         if x.size == 0:
             return x.copy()
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a row of -inf logits gives -inf or nan, as PyTorch
+        with np.errstate(divide="ignore", invalid="ignore"):  # rows of -inf or inf give -inf or nan, as PyTorch
+            shifted = x - x.max(axis=self.dim, keepdims=True)
             y = shifted - np.log(np.exp(shifted).sum(axis=self.dim, keepdims=True))
         self.save_for_backward(y)
         return y

@@ -88,8 +88,8 @@ def layer_norm(
     """
     input = _tensor(input)
     shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-    if not shape or math.prod(shape) == 0:
-        raise ValueError(f"layer_norm: normalized_shape {shape} must have at least one element")
+    if not shape:
+        raise ValueError("layer_norm: normalized_shape must name at least one dim")
     if input.shape[input.ndim - len(shape) :] != shape or input.ndim < len(shape):
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the last dims of input {input.shape}")
     for name, param in (("weight", weight), ("bias", bias)):
@@ -97,7 +97,7 @@ def layer_norm(
             raise ValueError(f"layer_norm: {name} has shape {param.shape}, expected normalized_shape {shape}")
     if input.dtype.kind != "f":
         input = input.float()
-    if not use_fused(fused):
+    if not use_fused(fused) or math.prod(shape) == 0:  # (rows of no elements: an empty result, as PyTorch)
         return _layer_norm_composed(input, len(shape), weight, bias, eps)
     weight = Tensor(np.ones(shape, input.dtype)) if weight is None else weight
     bias = Tensor(np.zeros(shape, input.dtype)) if bias is None else bias
@@ -244,6 +244,9 @@ def _nll_loss_composed(logp: Tensor, target: np.ndarray, weight: Any, ignore_ind
     """loss_n = -w[t_n] * logp[n, t_n], reduced: the negative log-likelihood in primitive ops."""
     safe_target, row_weights = layer_ops.classification_targets(logp.data, target, weight, ignore_index, op)
     picked = logp[np.arange(len(safe_target)), safe_target]  # logp[n, t_n] for each row n: a gather
+    ignored = target == ignore_index
+    if ignored.any():  # an ignored row counts 0 even if it holds NaN (its gradient is still NaN, as PyTorch's)
+        picked = where(ignored, 0.0, picked)
     losses = -(picked * Tensor(row_weights))
     if reduction == "none":
         return losses

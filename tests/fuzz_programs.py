@@ -121,11 +121,6 @@ def _warns_on_inf_nan_or_zero() -> bool:
     return any(issubclass(w.category, RuntimeWarning) for w in caught)
 
 
-def _embedding_of_width_0_fails() -> bool:
-    weight = Tensor(np.zeros((1, 0)), requires_grad=True)
-    return _raises(lambda: tl.nn.functional.embedding(Tensor([0]), weight).backward(Tensor(np.zeros((1, 0)))))
-
-
 def _cross_entropy_nan_reaches_ignored_rows() -> bool:
     """NaN logits in an ignored row make the loss NaN, or a NaN upstream gradient reaches an ignored row?"""
     loss = _quietly(lambda: F.cross_entropy(Tensor([[0.0, 0.0], [np.nan, 0.0]]), Tensor([0, -100])))
@@ -147,12 +142,8 @@ KNOWN_BUGS = {
         "test_layer_norm_backward_with_an_infinite_weight",
         lambda: not all(math.isnan(v) for v in _layer_norm_inf_weight_gradient())),
     "numpy warnings": KnownBug("test_no_numpy_warning_on_inf_nan_or_zero", _warns_on_inf_nan_or_zero),
-    "layer_norm over an empty dim": KnownBug(
-        "test_layer_norm_over_an_empty_dim_gives_an_empty_result",
-        lambda: _raises(lambda: F.layer_norm(Tensor(np.zeros((2, 0))), (0,)))),
     "cross_entropy lets NaN into ignored rows": KnownBug(
         "test_cross_entropy_ignores_nan_logits_of_ignored_rows", _cross_entropy_nan_reaches_ignored_rows),
-    "embedding of width 0": KnownBug("test_embedding_of_width_0_backward", _embedding_of_width_0_fails),
 }
 
 
@@ -1329,8 +1320,7 @@ def propose_functional(b: Builder) -> Proposal | None:
     op = b.draw(st.sampled_from(["layer_norm", "linear", "cross_entropy", "embedding"]))
     functional = "lib.nn.functional"
     if op == "embedding":
-        width_0_bug = KNOWN_BUGS["embedding of width 0"].present
-        weight = b.pick(lambda n: n.is_float and n.ndim == 2 and n.shape[0] > 0 and not (width_0_bug and 0 in n.shape))
+        weight = b.pick(lambda n: n.is_float and n.ndim == 2 and n.shape[0] > 0)
         if weight is None:
             weight = b.new_leaf((b.draw(st.integers(1, 4)), b.draw(st.integers(1, 3))))
         shape = tuple(b.draw(st.integers(1, 3)) for _ in range(b.draw(st.integers(1, 2))))
@@ -1350,9 +1340,6 @@ def propose_functional(b: Builder) -> Proposal | None:
     if op == "layer_norm":
         normalized = x.shape[x.ndim - b.draw(st.integers(1, min(2, x.ndim))) :]
         inf_weight_bug = KNOWN_BUGS["layer_norm backward with an infinite weight"].present
-        if 0 in normalized and KNOWN_BUGS["layer_norm over an empty dim"].present:
-            event("avoided (known bug): layer_norm over an empty dim")
-            return None
         weight, bias = maybe_parameter(normalized), maybe_parameter(normalized)
         if inf_weight_bug and weight is not None and bool(weight.value.isinf().any()):
             event("avoided (known bug): layer_norm backward with an infinite weight")

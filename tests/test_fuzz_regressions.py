@@ -149,7 +149,6 @@ def test_factor_changed_in_place_after_forward_is_refused():
 # ---- nn.functional ----------------------------------------------------------------------------------------
 
 
-@pending("layer_norm over a dim of size 0 raises ValueError (PyTorch: an empty result)")
 def test_layer_norm_over_an_empty_dim_gives_an_empty_result():
     check(["v2 = lib.nn.functional.layer_norm(x0, (0,), weight=x1)"], x0=(np.zeros((2, 0)), True),
           x1=(np.zeros(0), True))
@@ -161,7 +160,6 @@ def test_layer_norm_backward_with_an_infinite_weight():
           x0=(f64([[0.0, 1.0, 0.0]]), True), x1=(f64([0.0, 0.0, inf]), False))
 
 
-@pending("cross_entropy: NaN logits in a row whose target is ignore_index make the loss NaN")
 def test_cross_entropy_ignores_nan_logits_of_ignored_rows():
     check(["v2 = lib.nn.functional.cross_entropy(x0, x1)"], x0=(f64([[0.0, 1.0, 0.0], [0.0, 0.0, nan]]), True),
           x1=(i64([1, -100]), False))
@@ -174,7 +172,6 @@ def test_cross_entropy_gives_ignored_rows_zero_gradient():
           x0=(f64([[0.0, 1.0], [2.0, 0.0]]), True), x1=(i64([0, -100]), False), x2=(f64(0.0), False))
 
 
-@pending("embedding with a weight of width 0: backward raises 'cannot reshape array of size 0'")
 def test_embedding_of_width_0_backward():
     check(["v2 = lib.nn.functional.embedding(x0, x1)"], x0=(i64([0, 0]), False), x1=(np.zeros((1, 0)), True))
 
@@ -198,10 +195,11 @@ def quiet_forward(name: str, lines: list[str], upstream: dict | None, **leaves: 
 
 
 WARNING_CASES = [
-    quiet_forward("matmul of 0 and inf", ["v2 = x0 @ x1"], None, x0=(f64([0.0]), True), x1=(f64([[inf]]), True)),
-    quiet_forward("softmax of inf", ["v1 = x0.softmax(0)"], None, x0=(f64(inf), True)),
     quiet_forward("product of inf and 0", ["v2 = x0 * x1"], None, x0=(f64([inf]), True), x1=(f64([0.0]), True)),
     quiet_forward("sum of inf and -inf", ["v1 = x0.sum()"], None, x0=(f64([inf, -inf]), True)),
+    pytest.param(["v2 = x0 @ x1"], None, {"x0": (f64([0.0]), True), "x1": (f64([[inf]]), True)},
+                 id="matmul of 0 and inf"),
+    pytest.param(["v1 = x0.softmax(0)"], None, {"x0": (f64(inf), True)}, id="softmax of inf"),
     pytest.param(["v2 = x0 @ x1"], {"v2": 0.0}, {"x0": (f64([1.0]), True), "x1": (f64([inf]), True)},
                  id="matmul backward of inf with gradient 0"),
     pytest.param(["v2 = x1 / x0"], {"v2": [0.0]}, {"x0": (f64([0.0]), True), "x1": (f64(0.0), True)},

@@ -272,7 +272,8 @@ class _ClassificationLoss(Function):
         """d reduced loss / d loss_n for each row, times its weight: (N,)."""
         if self.reduction == "mean":
             g = g / self.total_weight  # all weights 0: NaN, as the loss
-        return (self.row_weights * g).astype(self.row_weights.dtype, copy=False)
+        scales = np.where(self.ignored, 0, self.row_weights * g)  # ignored rows get 0, even from a NaN g
+        return scales.astype(self.row_weights.dtype, copy=False)
 
 
 class NLLLoss(_ClassificationLoss):

@@ -116,8 +116,8 @@ KNOWN_BUGS: dict[str, KnownBug] = {}  # none open; add one here (with its pendin
 # Deliberate differences the generator steers around (docs/fuzzing.md lists them with the reasons):
 # an infinite layer_norm weight gives a non-finite gradient in both libraries, -inf in places where
 # PyTorch's formula (summed in another order) gives NaN; and numpy warns about arithmetic on inf and
-# NaN inputs in a forward pass (silencing every op would cost ~4 us per three ops), so forward
-# RuntimeWarnings are allowed when a leaf holds inf or NaN. Backward is always silent.
+# NaN in a forward pass (silencing every op would cost ~4 us per three ops), so forward
+# RuntimeWarnings are allowed when a leaf or a computed value holds inf or NaN. Backward is always silent.
 AVOID_INFINITE_LAYER_NORM_WEIGHT = True
 
 
@@ -306,14 +306,12 @@ def run_ours(program: Program, tolerate_forward_warnings: bool | None = None) ->
     """Run in tinygrad_ln, checking on the way that backward leaves every forward value as it was
     and that backward never warns (PyTorch computes NaN and inf silently; so must we, issue 11 item 14).
 
-    The forward pass may show numpy's RuntimeWarning when a leaf holds inf or NaN (a deliberate
-    difference, see AVOID_INFINITE_LAYER_NORM_WEIGHT's comment); ``tolerate_forward_warnings=False``
-    forbids that too. The program's in-place writes happen after the forward values are copied; if
-    backward then refuses with "modified by an inplace operation", ``Run.refused`` holds the message.
+    The forward pass may show numpy's RuntimeWarning when a leaf or a computed value holds inf or NaN
+    (a deliberate difference, see AVOID_INFINITE_LAYER_NORM_WEIGHT's comment);
+    ``tolerate_forward_warnings=False`` forbids that too. The program's in-place writes happen after
+    the forward values are copied; if backward then refuses with "modified by an inplace operation",
+    ``Run.refused`` holds the message.
     """
-    if tolerate_forward_warnings is None:
-        tolerate_forward_warnings = any(leaf.array.dtype.kind == "f" and not np.isfinite(leaf.array).all()
-                                        for leaf in program.leaves)
     refused = ""
     with warnings.catch_warnings(record=True) as forward_warnings:
         warnings.simplefilter("always")
@@ -332,6 +330,8 @@ def run_ours(program: Program, tolerate_forward_warnings: bool | None = None) ->
             if not program.mutations or "modified by an inplace operation" not in str(error):
                 raise
             refused = str(error)
+    if tolerate_forward_warnings is None:  # numpy warns about arithmetic on inf or NaN it meets on the way
+        tolerate_forward_warnings = any(_non_finite(t.data) for t in (*leaves, *values.values()))
     allowed = [w for w in forward_warnings if tolerate_forward_warnings and issubclass(w.category, RuntimeWarning)]
     for warning in [w for w in forward_warnings if w not in allowed] + list(backward_warnings):
         raise Mismatch(f"tinygrad_ln warned, PyTorch did not: {warning.category.__name__}: {warning.message} "
@@ -341,6 +341,10 @@ def run_ours(program: Program, tolerate_forward_warnings: bool | None = None) ->
             raise Mismatch(f"backward changed the forward value of {program.line_of(name)}")
     grads = {leaf.name: None if t.grad is None else t.grad.data for leaf, t in zip(program.leaves, leaves)}
     return Run(values, grads, forward, refused)
+
+
+def _non_finite(array: np.ndarray) -> bool:
+    return array.dtype.kind == "f" and not np.isfinite(array).all()
 
 
 def _torch_numpy(t: Any) -> np.ndarray:

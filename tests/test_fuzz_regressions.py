@@ -231,3 +231,8 @@ def test_no_numpy_warning_on_inf_nan_or_zero(lines, upstream, leaves):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         run_ours(program, tolerate_forward_warnings=False)
+
+
+def test_pow_keeps_a_nan_gradient_out_of_its_zero_derivatives():
+    # d(a ** b)/da is 0 where b == 0, even when the gradient arriving is NaN (here from log(-1) * 0)
+    check(["v2 = x0 ** x1", "v3 = x0 ** v2"], {"v3": [0.0]}, x0=(f64(-1.0), True), x1=(f64([0.0]), False))

@@ -236,3 +236,9 @@ def test_no_numpy_warning_on_inf_nan_or_zero(lines, upstream, leaves):
 def test_pow_keeps_a_nan_gradient_out_of_its_zero_derivatives():
     # d(a ** b)/da is 0 where b == 0, even when the gradient arriving is NaN (here from log(-1) * 0)
     check(["v2 = x0 ** x1", "v3 = x0 ** v2"], {"v3": [0.0]}, x0=(f64(-1.0), True), x1=(f64([0.0]), False))
+
+
+def test_cross_entropy_with_every_target_ignored_keeps_nan_rows_nan():
+    # the loss is NaN and the gradient 0, except in rows whose log-softmax is NaN, as in PyTorch
+    check(["v2 = x0.log()", "v3 = lib.nn.functional.cross_entropy(v2, x1)"], {"v3": 0.0},
+          x0=(f64([[0.0], [0.0], [-1.0]]), True), x1=(i64([-100, -100, -100]), False))

@@ -322,8 +322,7 @@ class CrossEntropy(_ClassificationLoss):
 
     # d loss_n / d x[n, c] = w[t_n] * (softmax(x[n])_c - [c == t_n])
     def backward(self, g):
-        if not self.any_counted:
-            return np.zeros(self.shape, dtype=self.probabilities.dtype)
+        # an ignored row's scale is 0: its gradient is 0, or NaN where its softmax is NaN, as PyTorch's
         grad = buffers.empty(self.probabilities.shape, self.probabilities.dtype)
         kernels.cross_entropy_backward(self.probabilities, self.target, self._row_scales(g), grad)
         return grad

@@ -242,3 +242,9 @@ def test_cross_entropy_with_every_target_ignored_keeps_nan_rows_nan():
     # the loss is NaN and the gradient 0, except in rows whose log-softmax is NaN, as in PyTorch
     check(["v2 = x0.log()", "v3 = lib.nn.functional.cross_entropy(v2, x1)"], {"v3": 0.0},
           x0=(f64([[0.0], [0.0], [-1.0]]), True), x1=(i64([-100, -100, -100]), False))
+
+
+def test_pow_exponent_gradient_lets_a_nan_gradient_through_at_zero_base():
+    # d(a ** b)/db = a ** b * log(a) is taken as 0 at a == 0, b >= 0, but PyTorch multiplies g in after that
+    check(["v2 = x1 ** x0", "v3 = v2.softmax(0)"], {"v3": [0.0, 0.0]}, x0=(f64([0.0, -1.0]), True),
+          x1=(f64(0.0), True))

@@ -165,10 +165,12 @@ class Pow(Function):
         a, b, out = self.saved_tensors
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
-        if need_a:  # (the where comes last, so a NaN in g stays out of the zeros, as in PyTorch)
+        # (where g is NaN, PyTorch keeps b == 0 at 0 in the first, and not a == 0 in the second: so do we)
+        if need_a:
             grad_a = unbroadcast(np.where(b == 0, 0, g * b * a ** (b - 1)).astype(out.dtype, copy=False), a.shape)
         if need_b:
-            grad_b = unbroadcast(np.where((a == 0) & (b >= 0), 0, g * out * np.log(a)).astype(out.dtype), b.shape)
+            log_a = np.where((a == 0) & (b >= 0), 0, np.log(a)).astype(out.dtype, copy=False)
+            grad_b = unbroadcast(g * out * log_a, b.shape)
         return grad_a, grad_b
 
 

@@ -125,6 +125,32 @@ def torch_step_fn(torch: Any, ours: CharRNN, hidden: int, layer_norm: bool, seed
     return step
 
 
+def matmul_floor(hidden: int, rounds: int = 11) -> float:
+    """Median seconds of the step's matrix products alone, in numpy on the same threads: the input
+    projection, 64 recurrent products each way, the head, and every weight gradient. No framework can
+    run the step faster on these threads with this BLAS."""
+    rng = np.random.default_rng(0)
+    rows = SEQ_LEN * BATCH
+    x = rng.standard_normal((rows, EMBED), dtype=np.float32)
+    w_ih = rng.standard_normal((hidden, EMBED), dtype=np.float32)
+    w_hh = rng.standard_normal((hidden, hidden), dtype=np.float32)
+    w_out = rng.standard_normal((VOCAB, hidden), dtype=np.float32)
+    hs, g = rng.standard_normal((rows, hidden), dtype=np.float32), rng.standard_normal((rows, VOCAB), np.float32)
+    h, out = np.zeros((BATCH, hidden), np.float32), np.empty((BATCH, hidden), np.float32)
+
+    def products() -> None:
+        x @ w_ih.T
+        for _ in range(SEQ_LEN):
+            np.matmul(h, w_hh.T, out=out)
+        hs @ w_out.T
+        g @ w_out, g.T @ hs
+        for _ in range(SEQ_LEN):
+            np.matmul(h, w_hh, out=out)
+        hs.T @ hs, hs @ w_ih, hs.T @ x
+
+    return time_interleaved({"floor": products}, rounds=rounds)["floor"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11, help="interleaved rounds per configuration")
@@ -149,6 +175,8 @@ def main() -> None:
                 record["torch_ms"] = times["torch"] * 1e3
                 record["torch_reference"] = reference
                 record["first_loss_match"] = abs(first_losses["tinygrad_ln"] - first_losses["torch"]) < 1e-4
+            floor = matmul_floor(hidden)
+            record.update({"matmul_floor_ms": floor * 1e3, "over_floor": times["tinygrad_ln"] / floor})
             record.update(ratio_fields("torch", times["tinygrad_ln"], times.get("torch"), GOALS[layer_norm, hidden]))
             emit(record)
 

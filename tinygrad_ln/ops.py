@@ -165,7 +165,7 @@ class Pow(Function):
         a, b, out = self.saved_tensors
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
-        # (where g is NaN, PyTorch keeps b == 0 at 0 in the first, and not a == 0 in the second: so do we)
+        # (a NaN in g: PyTorch keeps the first at 0 where b == 0, but lets it through the second at a == 0)
         if need_a:
             grad_a = unbroadcast(np.where(b == 0, 0, g * b * a ** (b - 1)).astype(out.dtype, copy=False), a.shape)
         if need_b:

@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # The vanilla vs LN-RNN comparison behind the README's char-RNN result: 8 runs (S = 1 and 5, clipping
-# off and at norm 1), 2 at a time; 2 to 3.5 minutes on a shared 2-core machine. Writes runs/demo.
+# off and at norm 1), 2 at a time; about a minute on a quiet 2-core machine. Writes runs/demo.
 demo: $(STAMP)
 	$(PY) examples/char_rnn.py --out runs/demo
 

@@ -87,7 +87,7 @@ def top_layer_states(model: CharRNN, inputs: np.ndarray) -> tuple[Tensor, np.nda
     and hidden states as numpy arrays (L, N, H). Call it in eval mode to measure without dropout.
 
     A one-layer model runs its fused forward, which gives every h_t but not a_t; a_t is then rebuilt
-    in numpy from h_{t-1} with one matrix product. That is about ten times faster than recording
+    from h_{t-1} with one matrix product. That is about ten times faster than recording
     every a_t step by step (``return_steps``), and the probe runs at every logged step. With
     several layers the top layer's input is not returned, so the step-by-step path is used.
     """
@@ -100,13 +100,13 @@ def top_layer_states(model: CharRNN, inputs: np.ndarray) -> tuple[Tensor, np.nda
         x = model.embedding(chars)
         output, _ = model.rnn(x)
         logits = model.head(output)
-    rnn = model.rnn
-    hidden = output.data  # (L, N, H)
-    previous = np.concatenate([np.zeros_like(hidden[:1]), hidden[:-1]])  # h_{t-1}; before step 0, h0 = 0
-    summed = x.data @ rnn.weight_ih_l0.data.T + previous @ rnn.weight_hh_l0.data.T
-    if rnn.bias:
-        summed += rnn.bias_ih_l0.data + rnn.bias_hh_l0.data
-    return logits, summed, hidden
+        # tinygrad_ln's products, not numpy's: they run on the library's BLAS threads (tinygrad_ln/threads.py)
+        rnn = model.rnn
+        previous = tl.cat([output[:1] * 0, output[:-1]])  # h_{t-1}; before step 0, h0 = 0
+        summed = x @ rnn.weight_ih_l0.T + previous @ rnn.weight_hh_l0.T
+        if rnn.bias:
+            summed = summed + (rnn.bias_ih_l0 + rnn.bias_hh_l0)
+    return logits, summed.data, output.data
 
 
 def evaluate_probe(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:

@@ -96,20 +96,6 @@ class KnownBug:
         return self._present
 
 
-def _raises(action: Any) -> bool:
-    try:
-        action()
-    except Exception:  # noqa: BLE001 - any error means the bug is there
-        return True
-    return False
-
-
-def _quietly(action: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return action()
-
-
 F = tl.nn.functional
 KNOWN_BUGS: dict[str, KnownBug] = {}  # none open; add one here (with its pending regression test) when found
 

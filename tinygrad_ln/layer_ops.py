@@ -254,7 +254,6 @@ class _ClassificationLoss(Function):
         """Check the targets; keep each row's target (0 where ignored) and weight."""
         self.target, self.row_weights = classification_targets(scores, target, weight, ignore_index, self.name)
         self.ignored = target == ignore_index
-        self.any_counted = not self.ignored.all()
         self.shape, self.reduction = scores.shape, reduction
 
     def _reduce(self, losses):
@@ -292,9 +291,8 @@ class NLLLoss(_ClassificationLoss):
 
     # d loss_n / d logp[n, t_n] = -w[t_n] (times 1 / total weight for 'mean'); 0 elsewhere
     def backward(self, g):
-        grad = np.zeros(self.shape, dtype=g.dtype)
-        if self.any_counted:  # every target ignored: no gradient (even though 'mean' is NaN), as PyTorch
-            grad[np.arange(len(self.target)), self.target] = -self._row_scales(g)
+        grad = np.zeros(self.shape, dtype=g.dtype)  # (every target ignored: all scales are 0, as PyTorch)
+        grad[np.arange(len(self.target)), self.target] = -self._row_scales(g)
         return grad
 
 

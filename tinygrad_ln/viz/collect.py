@@ -44,10 +44,7 @@ class Graph:
 
 def collect(roots: list[Tensor]) -> Graph:
     """Every op that produced ``roots``, and the leaves they read."""
-    # a stand-in node whose inputs are the roots, so the engine's own iterative sort finds them all
-    anchor = Function()
-    anchor.inputs = tuple(roots)
-    ops = autograd.topological_order(anchor)[1:]
+    ops = autograd.topological_order([root.grad_fn for root in roots if root.grad_fn is not None])
     ops.reverse()
     position = {node: i for i, node in enumerate(ops)}
     graph = Graph(roots, ops, position, [None] * len(ops), [[] for _ in ops], [], {}, [])

@@ -53,7 +53,7 @@ class Drawing:
             item = self.items[self.planner.item_of_op[i]]
             if item.kind not in ("module", "steps"):
                 return False
-            if not any(m is owner for m in self.modules.ancestors(self.graph.ops[i].module)):
+            if not any(m is owner for m in self.modules.ancestors(self.graph.ops[i].scope)):
                 return False
         return True
 

@@ -105,7 +105,7 @@ class Planner:
                 remaining = self._fold_collected_steps(remaining, context, cluster, work)
                 remaining = self._fold_chained_calls(remaining, context, cluster, work)
             for i in remaining:
-                if self.modules.child_below(self.graph.ops[i].module, context) is None:
+                if self.modules.child_below(self.graph.ops[i].scope, context) is None:
                     self._add_item(Item("op", cluster, i, ops=[i]))
             for child, call in self._calls(remaining, context):
                 if self.is_collapsed(child):
@@ -122,7 +122,7 @@ class Planner:
         """
         by_child: dict[int, tuple[Any, list[int]]] = {}
         for i in ops:
-            child = self.modules.child_below(self.graph.ops[i].module, context)
+            child = self.modules.child_below(self.graph.ops[i].scope, context)
             if child is not None:
                 by_child.setdefault(id(child), (child, []))[1].append(i)
         calls = [(child, call) for child, child_ops in by_child.values()
@@ -185,7 +185,7 @@ class Planner:
             node = self.graph.ops[i]
             if node.name not in ("stack", "cat") or i in self.used_collectors:
                 continue
-            if self.modules.child_below(node.module, context) is not None:
+            if self.modules.child_below(node.scope, context) is not None:
                 continue
             producers = [self.graph.producer(t) for t in node.inputs]
             if len(producers) < FOLD_MIN_STEPS or any(j not in members for j in producers):
@@ -320,7 +320,7 @@ class Planner:
         """The last step without the ops that only follow the loop (``loss / T``): those beyond
         what a middle step runs, latest first, if nothing else in the step reads them."""
         def kind(i: int) -> tuple[str, str | None]:
-            child = self.modules.child_below(self.graph.ops[i].module, context)
+            child = self.modules.child_below(self.graph.ops[i].scope, context)
             return self.graph.ops[i].name, None if child is None else type(child).__name__
 
         middle = [Counter(kind(i) for i in step) for step in steps[1:-1]]

@@ -341,7 +341,7 @@ class Labels:
         counts: Counter = Counter()
         calls: set[int] = set()
         for i in step:
-            child = self.modules.child_below(self.graph.ops[i].module, context)
+            child = self.modules.child_below(self.graph.ops[i].scope, context)
             if child is None:
                 counts[self.graph.ops[i].name] += 1
             elif id(child) not in calls:
@@ -388,7 +388,7 @@ class Labels:
             node = self.graph.ops[i]
             lines = [f"{node.name} ({type(node).__module__.rsplit('.', 1)[-1]}.{type(node).__name__})"]
             lines += self._tensor_lines(self.graph.outputs[i], self.op_grad(i))
-            lines += self._module_line(node.module)
+            lines += self._module_line(node.scope)
             if self.show_order:
                 lines.append(f"backward visits it {self.order_badge([i])}")
         elif item.kind in ("parameter", "input"):

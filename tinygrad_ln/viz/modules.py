@@ -1,6 +1,6 @@
 """Pass 2: the names of the modules that ran the ops, and of the parameters.
 
-Each graph node records the module whose ``forward`` made it (``node.module``). Names come from
+Each graph node records the module whose ``forward`` made it (``node.scope``, from ``autograd.scope``). Names come from
 the model when ``params`` is a Module (its ``named_modules`` tree, as PyTorch names them);
 otherwise the recorded modules are walked and named after the parameter names of a ``params``
 dict (``rnn.weight_hh_l0`` -> ``rnn``) or after their class (``LayerNorm`` -> ``layer_norm``).
@@ -68,7 +68,7 @@ class Modules:
         recorded = []
         seen: set[int] = set()
         for node in graph.ops:
-            module = node.module
+            module = node.scope
             if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 recorded.append(module)

@@ -191,7 +191,7 @@ class PowScalar(Function):
     def forward(self, x, *, exponent):
         self.exponent = exponent
         self.save_for_backward(x)
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, as PyTorch
+        with np.errstate(all="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, 1e200 ** 2 = inf, as PyTorch
             return x**exponent
 
     # d(x**n)/dx = n * x**(n-1)

@@ -226,9 +226,11 @@ def test_save_does_not_delete_a_live_saves_temporary_file(tmp_path):
 
 def test_save_removes_the_leftover_of_a_killed_save_but_not_an_empty_one(tmp_path):
     path = tmp_path / "ckpt.npz"
+    tl.save({"w": np.zeros(3)}, path)
     child, dead_pid = paused_save(path)
     child.kill()
     child.communicate(timeout=60)
+    np.testing.assert_array_equal(tl.load(path)["w"], np.zeros(3))  # the killed save left the old file whole
     (leftover,) = [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
     empty = tmp_path / f".ckpt.npz.{dead_pid}.0123456789abcdef.tmp"  # a save may not have locked it yet
     empty.write_bytes(b"")
@@ -295,3 +297,25 @@ def test_whatever_save_writes_load_reads_back_at_the_nesting_limit(tmp_path):
     np.testing.assert_array_equal(loaded, np.arange(2.0))
     with pytest.raises(ValueError, match="nested more than"):
         tl.save({"deep": [deepest]}, tmp_path / "deeper.npz")
+
+
+def test_save_fsyncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda handle: synced.append(os.path.realpath(f"/proc/self/fd/{handle}"))
+                        or real_fsync(handle))
+    tl.save({"w": np.zeros(3)}, tmp_path / "ckpt.npz")
+    assert len(synced) == 2 and synced[0].endswith(".tmp") and synced[1] == os.path.realpath(tmp_path)
+
+
+def test_saving_over_a_symlink_or_hard_link_writes_a_new_file_at_the_path(tmp_path):
+    target = tmp_path / "target.npz"
+    tl.save({"w": np.zeros(3)}, target)
+    os.symlink(target, tmp_path / "link.npz")
+    os.link(target, tmp_path / "hard.npz")
+    tl.save({"w": np.ones(3)}, tmp_path / "link.npz")
+    tl.save({"w": np.full(3, 2.0)}, tmp_path / "hard.npz")
+    assert not os.path.islink(tmp_path / "link.npz")
+    np.testing.assert_array_equal(tl.load(target)["w"], np.zeros(3))  # what the links pointed at is untouched
+    np.testing.assert_array_equal(tl.load(tmp_path / "link.npz")["w"], np.ones(3))
+    np.testing.assert_array_equal(tl.load(tmp_path / "hard.npz")["w"], np.full(3, 2.0))

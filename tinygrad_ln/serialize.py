@@ -43,12 +43,15 @@ except ImportError:  # Windows: save then never deletes leftovers
 _STRUCTURE_KEY = "__structure__"
 
 # Limits on what a file may make ``load`` do. The first two are keyword arguments of ``load``.
-MAX_BYTES = 2 * 2**30  # all arrays together, as declared by the archive: 2 GiB
+MAX_BYTES = 2 * 2**30  # memory for the arrays and the structure, from what the archive declares: 2 GiB
 MAX_RATIO = 100  # a compressed archive may inflate to at most this many times its size on disk ...
 _RATIO_FREE_BYTES = 16 * 2**20  # ... unless it inflates to no more than 16 MiB
 MAX_MEMBERS = 50_000  # arrays in one archive (a model with 10,000 parameters and Adam's state fits)
 _MAX_DIRECTORY_BYTES = 8 * 2**20  # the zip's table of contents: room for MAX_MEMBERS names of ~100 chars
-_MAX_STRUCTURE_CHARS = 4 * 2**20  # the JSON description of the nesting (parsing it may take ~25 bytes a char)
+MAX_STRUCTURE_CHARS = 16 * 2**20  # the JSON description of the nesting: 16 Mi characters
+# Parsing JSON builds Python objects: up to ~27 bytes per character (text of empty lists, "[],[],..."),
+# plus the text itself and the decoded result. The structure counts against max_bytes at this rate.
+_STRUCTURE_COST_PER_CHAR = 40
 MAX_DEPTH = 64  # levels of nested dicts and lists
 _MAX_NDIM = 32  # dimensions of one array (numpy's own limit is 64)
 _MAX_KEY_BYTES = 4096  # one member name in UTF-8 (the zip format's own limit is 65,535)
@@ -82,9 +85,9 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
         text = json.dumps(structure)
     except ValueError as error:  # an int too long for Python to print (over 4,300 digits)
         raise ValueError(f"save: a value cannot be written as JSON: {error}") from None
-    if len(text) > _MAX_STRUCTURE_CHARS:
+    if len(text) > MAX_STRUCTURE_CHARS:
         raise ValueError(f"save: the description of the nesting takes {len(text):,} characters; "
-                         f"load accepts at most {_MAX_STRUCTURE_CHARS:,} (store big lists as arrays)")
+                         f"load accepts at most {MAX_STRUCTURE_CHARS:,} (store big lists as arrays)")
     if len(arrays) >= MAX_MEMBERS:
         raise ValueError(f"save: {len(arrays):,} arrays; load accepts at most {MAX_MEMBERS - 1:,} in one file")
     if sum(len(key.encode()) + 100 for key in arrays) > _MAX_DIRECTORY_BYTES:  # ~100 bytes of zip header each
@@ -283,9 +286,10 @@ def _process_alive(pid: int) -> bool:
 def load(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES, max_ratio: float = MAX_RATIO) -> dict[str, Any]:
     """Read a checkpoint written by ``save`` and rebuild its nesting (arrays come back as numpy arrays).
 
-    ``max_bytes`` (default 2 GiB) caps the memory the file's arrays may take together, and
-    ``max_ratio`` (default 100) how many times its size on disk a compressed file may inflate to;
-    both are checked against what the file declares, before anything is read. Lower them for
+    ``max_bytes`` (default 2 GiB) caps the memory loading may take: the arrays, plus 40 bytes a
+    character of the JSON structure (what parsing it can cost). ``max_ratio`` (default 100) caps
+    how many times its size on disk a compressed file may inflate to (16 MiB is always allowed).
+    Both are checked against what the file declares, before anything is read. Lower them for
     files you do not trust, raise them for a big checkpoint you do.
 
     A missing file is a FileNotFoundError. Anything wrong with the file (truncated, corrupt, over
@@ -377,9 +381,9 @@ def _read_archive(archive: zipfile.ZipFile, file_size: int, max_bytes: int, max_
     members = _checked_members(archive.infolist(), file_size, max_bytes, max_ratio)
     if _STRUCTURE_KEY not in members:  # a plain np.savez archive: every member is an array
         return {key: _read_array(archive, info, key) for key, info in members.items()}
-    if members[_STRUCTURE_KEY].file_size > 4 * _MAX_STRUCTURE_CHARS + 1024:  # str arrays take 4 bytes a character
+    if members[_STRUCTURE_KEY].file_size > 4 * MAX_STRUCTURE_CHARS + 1024:  # a str array takes 4 bytes a character
         raise _Refused(f"its structure member declares {members[_STRUCTURE_KEY].file_size:,} bytes; "
-                       f"the limit is {_MAX_STRUCTURE_CHARS:,} characters")
+                       f"the limit is {MAX_STRUCTURE_CHARS:,} characters")
     structure = _read_array(archive, members.pop(_STRUCTURE_KEY), _STRUCTURE_KEY)
     if structure.dtype.kind != "U" or structure.shape != ():
         raise _Refused("its __structure__ member is not a JSON string")
@@ -427,7 +431,7 @@ def _checked_members(infos: list[zipfile.ZipInfo], file_size: int, max_bytes: in
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
         raise _Refused(f"it holds two members named {duplicate[:60]!r}")
-    total = stored = 0
+    total = stored = cost = 0  # bytes once inflated, bytes on disk, bytes of memory loading will take
     for info in infos:
         if info.flag_bits & 0x1:
             raise _Refused(f"member {info.filename[:60]!r} is encrypted")
@@ -437,11 +441,14 @@ def _checked_members(infos: list[zipfile.ZipInfo], file_size: int, max_bytes: in
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             raise _Refused(f"member {info.filename[:60]!r} is stored uncompressed but declares two sizes")
         total += info.file_size
+        is_structure = info.filename == f"{_STRUCTURE_KEY}.npy"
+        cost += info.file_size // 4 * _STRUCTURE_COST_PER_CHAR if is_structure else info.file_size
         stored += info.compress_size
     if stored > file_size:
         raise _Refused(f"its members declare {stored:,} bytes of data but the file has {file_size:,} bytes")
-    if total > max_bytes:
-        raise _Refused(f"its arrays declare {total:,} bytes, more than max_bytes={max_bytes:,}; "
+    if cost > max_bytes:
+        raise _Refused(f"loading it would take {cost:,} bytes (its arrays, and {_STRUCTURE_COST_PER_CHAR} "
+                       f"a character of its structure), more than max_bytes={max_bytes:,}; "
                        "pass a larger max_bytes= to load a file this big that you trust")
     if total > max(max_ratio * file_size, _RATIO_FREE_BYTES):
         raise _Refused(f"it would inflate from {file_size:,} bytes on disk to {total:,} bytes "

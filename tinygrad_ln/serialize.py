@@ -167,7 +167,7 @@ def _dtype_problem(dtype: np.dtype) -> str | None:
     if dtype.kind not in "biufcU":
         return "only bool, int, uint, float, complex and str arrays are supported"
     if not dtype.isnative:
-        return "non-native byte order; convert it first with .astype(a.dtype.newbyteorder('='))"
+        return "non-native byte order (a.astype(a.dtype.newbyteorder('=')) converts it)"
     if (dtype.kind == "f" and dtype.itemsize > 8) or (dtype.kind == "c" and dtype.itemsize > 16):
         return "long double has no portable layout; use float64"
     if dtype.itemsize == 0:

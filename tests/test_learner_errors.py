@@ -44,3 +44,13 @@ def test_an_error_in_a_custom_backward_reaches_the_learner_unchanged():
     with pytest.raises(ValueError) as caught:
         y.sum().backward()
     assert "return g.reshape(5)" in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize("write", [lambda t: t.add_(1.0), lambda t: t.copy_(np.zeros((3, 4))),
+                                   lambda t: t.__setitem__(0, 5.0), lambda t: t.fill_(2.0)])
+def test_an_in_place_write_to_an_expanded_view_names_the_real_cause(write):
+    base = Tensor(np.arange(4.0))
+    expanded = base.expand(3, 4)  # one element shared by three places: numpy's broadcast view is read-only
+    with pytest.raises(RuntimeError, match="read-only .*expand"):
+        write(expanded)
+    np.testing.assert_array_equal(base.data, [0, 1, 2, 3])

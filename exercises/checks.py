@@ -19,6 +19,7 @@ graded in derivations.py, the recurrence and the capstone in recurrence.py.
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,8 @@ def _check_exp_case(solution: Any, shape: tuple, seed: int) -> None:
     hint = EXP_HINT
     if np.shape(got) == y.shape and np.allclose(got, g * np.exp(y)):
         hint = "you took exp of y, but y is exp(x) already: " + EXP_HINT
+    elif np.shape(got) == y.shape and np.allclose(got, y):
+        hint = "you returned d exp(x)/dx alone: the chain rule multiplies it by g, the gradient from above."
     expect_array(what, got, reference.exp_backward(g, y), hint, of="x")
 
 
@@ -274,6 +277,7 @@ def describe_program(program: list) -> str:
 # Task 4: topological_order
 # --------------------------------------------------------------------------------------------
 
+DEFAULT_RECURSION_LIMIT = 1000  # Python's
 ORDER_HINT = ("a node may come only after every node that uses its output. A node reached along two paths "
               "must wait for both: finish a node only once all of its inputs' nodes are finished "
               "(a depth-first post-order), then reverse.")
@@ -364,6 +368,14 @@ def _check_random_order(solution: Any, program: list, two_roots: bool) -> None:
 
 
 def check_topological_order(solution: Any) -> None:
+    limit = sys.getrecursionlimit()
+    try:
+        _check_topological_order(solution)
+    finally:
+        sys.setrecursionlimit(limit)  # in case your function changed it
+
+
+def _check_topological_order(solution: Any) -> None:
     x, y = random_arrays([(3,), (3,)], seed=18)
     for what, build in GRAPHS.items():
         root = build(Tensor(x, requires_grad=True), Tensor(y, requires_grad=True)).grad_fn
@@ -373,9 +385,15 @@ def check_topological_order(solution: Any) -> None:
     a, b = Tensor(x, requires_grad=True).exp(), Tensor(y, requires_grad=True).tanh()
     _check_order_of(solution, "two roots, a * b and a + b", [(a * b).grad_fn, (a + b).grad_fn])
     root = _chain(Tensor(x, requires_grad=True)).grad_fn
+    sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)  # the engine must work in programs that keep Python's default
     order = call("topological_order on a chain of 5,000 ops", solution.topological_order, [root],
                  hint="Python stops recursion at 1,000 nested calls: keep the nodes still to visit in a list used "
                       "as a stack.")
+    if sys.getrecursionlimit() != DEFAULT_RECURSION_LIMIT:
+        raise Failed("topological_order on a chain of 5,000 ops changed Python's recursion limit "
+                     "(sys.setrecursionlimit)", "a library must not change the interpreter for the whole program, "
+                     "and a deep enough graph crashes Python whatever the limit: keep the nodes still to visit in a "
+                     "list used as a stack.")
     expect_topological("a chain of 5,000 ops", order, [root])
 
     swap = functools.partial(swapped, (autograd, "topological_order", solution.topological_order))

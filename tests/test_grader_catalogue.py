@@ -95,6 +95,11 @@ def order_recursive(roots):
     return order[::-1]
 
 
+def order_recursive_with_a_raised_limit(roots):
+    sys.setrecursionlimit(20_000)  # a learner's way around the RecursionError
+    return order_recursive(roots)
+
+
 def order_breadth_first(roots):
     order, seen = list(dict.fromkeys(roots)), set(roots)
     for node in order:  # the list grows while it is read
@@ -341,6 +346,7 @@ WRONG = {  # name: (task, the wrong functions, words the grader's message must c
     "mul: a and b swapped": (1, dict(mul_backward=lambda g, a, b: (g * a, g * b)), "dL/da at (0, 0)"),
     "mul: g *= b, in place": (1, dict(mul_backward=mul_in_place), "changed one of its arguments in place"),
     "exp: takes exp of y again": (1, dict(exp_backward=lambda g, y: g * np.exp(y)), "you took exp of y"),
+    "exp: forgets g": (1, dict(exp_backward=lambda g, y: y), "the chain rule multiplies it by g"),
     "mean: divides by every element": (2, dict(mean_backward=lambda g, shape, dims, keepdim: right_answers()
                                                .sum_backward(g, shape, dims, keepdim) / np.prod(shape)),
                                        "Only the reduced dims count"),
@@ -353,6 +359,8 @@ WRONG = {  # name: (task, the wrong functions, words the grader's message must c
     "unbroadcast: sums the trailing dims": (3, dict(unbroadcast=unbroadcast_summing_trailing_dims),
                                             "leading dim"),
     "topological order: recursive": (4, dict(topological_order=order_recursive), "RecursionError"),
+    "topological order: recursive, with sys.setrecursionlimit": (4, dict(
+        topological_order=order_recursive_with_a_raised_limit), "changed Python's recursion limit"),
     "topological order: breadth first": (4, dict(topological_order=order_breadth_first),
                                          "that uses its output"),
     "topological order: visited when pushed": (4, dict(topological_order=order_marking_visited_on_push),
@@ -420,6 +428,8 @@ WRONG = {  # name: (task, the wrong functions, words the grader's message must c
     "bptt: carried through W^T": (16, dict(ln_rnn_backward=bptt(transpose_w=True)), "the steps after it are right"),
     "bptt: dh0 left at zero": (16, dict(ln_rnn_backward=bptt(zero_dh0=True)), "dh0"),
     "bptt: walks forward in time": (16, dict(ln_rnn_backward=bptt(forward_in_time=True)), "the last step"),
+    "capstone: a BPTT that pairs da_t with h_t, found inside the model": (17, dict(
+        ln_rnn_backward=bptt(pair_with_h_t=True)), "your ln_rnn_backward (task 16) disagrees with the library"),
     "training: .grad never cleared": (17, dict(train_step=training_step(zero_grad=False)),
                                       "the first step was right and the second is not"),
     "training: no clipping": (17, dict(train_step=training_step(clip=None)), "all the gradients together"),
@@ -512,6 +522,34 @@ def backward_with_a_list_of_contributions(roots, grads, visit=None):
     return {leaf: sum(parts) for leaf, parts in contributions.items()}
 
 
+def backward_in_micrograds_style_on_its_own_arrays(roots, grads, visit=None):
+    # += is safe here: the first += on 0 makes a new array, so every later += adds into an array of its own
+    from collections import defaultdict
+
+    pending = defaultdict(lambda: 0)
+    for root, grad in zip(roots, grads):
+        pending[root.grad_fn] += grad
+    for node in autograd.topological_order([root.grad_fn for root in roots]):
+        g = pending.pop(node)
+        if visit:
+            visit(node, g)
+        result = node.backward(g)
+        for tensor, input_grad in zip(node.inputs, result if isinstance(result, tuple) else (result,)):
+            if input_grad is not None and tensor.requires_grad:
+                pending[tensor.grad_fn or tensor] += input_grad
+    return dict(pending)
+
+
+def layer_norm_through_its_primitive_steps(g, x, weight, mean, rstd):
+    n = x.shape[1]
+    c, std = x - mean[:, None], 1 / rstd[:, None]
+    dxhat = g * weight
+    dc = dxhat / std                                             # xhat = c / std, along c
+    dstd = -(dxhat * c / std**2).sum(1, keepdims=True)          # ... and along std
+    dc = dc + dstd / (2 * std) * 2 * c / n                      # std = sqrt(mean(c^2) + eps)
+    return dc - dc.mean(1, keepdims=True), (g * c / std).sum(0), g.sum(0)   # c = x - mean(x)
+
+
 def mul_already_unbroadcast(g, a, b):
     return (right_answers().unbroadcast(g * b, a.shape), right_answers().unbroadcast(g * a, b.shape))
 
@@ -558,6 +596,10 @@ RIGHT = {
         topological_order=order_depth_first_with_an_explicit_stack)),
     "run_backward: lists of contributions, summed when a node runs": (5, dict(
         run_backward=backward_with_a_list_of_contributions)),
+    "run_backward: micrograd's += into a defaultdict(lambda: 0)": (5, dict(
+        run_backward=backward_in_micrograds_style_on_its_own_arrays)),
+    "layer norm: backpropagated through its primitive steps by hand": (8, dict(
+        layer_norm_backward=layer_norm_through_its_primitive_steps)),
     "mul: gradients already summed to the input shapes": (1, dict(mul_backward=mul_already_unbroadcast)),
     "sum: a read-only broadcast view of g": (2, dict(sum_backward=sum_as_a_read_only_view)),
     "softmax: one slice at a time": (7, dict(softmax_backward=softmax_one_slice_at_a_time)),

@@ -15,10 +15,14 @@ grades the task files in another folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
+import signal
 import sys
+import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,7 +32,14 @@ MODEL_ANSWERS = ROOT / "tests" / "exercise_answers"
 sys.path.insert(0, str(ROOT))  # grade the tinygrad_ln next to this folder, even if another copy is installed
 
 from exercises import checks, derivations, recurrence, reference  # noqa: E402
-from exercises.grading import Failed, NotStarted, first_line, is_stub_error, where_in_your_file  # noqa: E402
+from exercises.grading import (  # noqa: E402
+    Failed,
+    NotStarted,
+    TookTooLong,
+    first_line,
+    is_stub_error,
+    where_in_your_file,
+)
 
 
 class Task(NamedTuple):
@@ -103,10 +114,38 @@ def load_task_file(path: Path) -> types.ModuleType:
     return module
 
 
-def grade_task(check: Any, solution: Any) -> Result:
+TIME_LIMIT = 30  # seconds per task: the checks take a few seconds at most; a task that runs this long is stuck
+
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """TookTooLong if the block runs longer than ``seconds`` (where the platform has SIGALRM; else no limit)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise TookTooLong
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def grade_task(check: Any, solution: Any, seconds: int | None = None) -> Result:
     """Run one task's check on ``solution`` (a loaded task file, or any object with the task's functions)."""
     try:
-        check(solution)
+        with time_limit(seconds) if seconds else contextlib.nullcontext():
+            check(solution)
+    except TookTooLong as stop:
+        where = f", in {stop.args[0]}" if stop.args else ""
+        return Result("FAIL", f"still running after {seconds} s{where}", "a loop that never ends? Run your function "
+                      "by hand on the smallest case its docstring describes.")
     except NotStarted as stub:
         return Result("not started", f"{stub} still raises NotImplementedError")
     except Failed as failure:
@@ -181,15 +220,20 @@ def main(argv: list[str] | None = None) -> int:
         print("Grading your files in exercises/." if folder == HERE else f"Grading the files in {folder}.")
         load = functools.partial(solution_for, folder=folder)
     passed = 0
-    for task in selected:
-        if task.number == CAPSTONE:
-            solution = everything([load(t)[0] for t in TASKS])
-            result = grade_task(task.check, solution)
-        else:
-            solution, problem = load(task)
-            result = grade_task(task.check, solution) if solution is not None else Result("FAIL", problem)
-        passed += result.status == "pass"
-        print(format_result(task, result))
+    try:
+        for task in selected:
+            if task.number == CAPSTONE:
+                solution = everything([load(t)[0] for t in TASKS])
+                result = grade_task(task.check, solution, TIME_LIMIT)
+            else:
+                solution, problem = load(task)
+                result = grade_task(task.check, solution, TIME_LIMIT) if solution is not None else Result("FAIL",
+                                                                                                         problem)
+            passed += result.status == "pass"
+            print(format_result(task, result), flush=True)
+    except KeyboardInterrupt:
+        print("Interrupted.")
+        return 130
     print(f"{passed} of {len(selected)} passed.")
     return 0 if passed == len(selected) else 1
 

@@ -96,6 +96,11 @@ class NotStarted(Exception):
     """Your function still raises the stub's NotImplementedError."""
 
 
+class TookTooLong(BaseException):
+    """grade.py's time limit ran out; ``args[0]``, if any, is the call that was running. Not an Exception, so
+    that no ``except Exception`` mistakes it for an error in your code."""
+
+
 def is_stub_error(error: BaseException) -> bool:
     """True for the stubs' ``raise NotImplementedError("mul_backward")``: a task not started yet."""
     return isinstance(error, NotImplementedError) and str(error).isidentifier()
@@ -112,6 +117,10 @@ def call(what: str, function: Callable[..., Any], *args: Any, hint: str = "") ->
     try:
         with np.errstate(all="ignore"):
             result = function(*copies)
+    except TookTooLong as stop:
+        if not stop.args:
+            stop.args = (what,)
+        raise
     except Failed:
         raise
     except NotImplementedError as error:

@@ -125,6 +125,16 @@ def test_a_not_implemented_error_of_ones_own_is_a_failure_not_a_stub(tmp_path, c
     assert "FAIL  unbroadcast(grad (2, 3), shape (3,)) raised NotImplementedError in 03_unbroadcast.py" in printed
 
 
+def test_a_task_that_never_ends_is_stopped_and_named():
+    def topological_order(roots):
+        while True:  # a learner's loop that never ends
+            pass
+
+    result = grade.grade_task(task(4).check, types.SimpleNamespace(topological_order=topological_order), seconds=1)
+    assert result.status == "FAIL"
+    assert result.problem == "still running after 1 s, in topological_order on a chain, x.exp().tanh().sum()"
+
+
 def _crashing_inside_the_engine(name, function):
     """``function``, except that it raises when the engine calls it (from within a backward pass)."""
 

@@ -88,6 +88,16 @@ def test_the_task_files_point_at_no_answer():
     assert "read first" not in readme.lower()
 
 
+def test_the_capstone_states_the_numbers_it_is_graded_by():
+    from exercises import recurrence
+
+    text = (EXERCISES / task(grade.CAPSTONE).filename).read_text()
+    vocabulary = len(set(recurrence.TEXT))
+    assert f"trains for {recurrence.STEPS} steps with lr = {recurrence.LEARNING_RATE}" in text
+    assert f"below {recurrence.TARGET_LOSS} nats per" in text
+    assert f"text's {vocabulary} characters is ln {vocabulary} = {np.log(vocabulary):.2f}" in text
+
+
 def test_numbers_on_the_command_line_grade_only_those_tasks(capsys):
     assert grade.main(["--reference", "6"]) == 0
     printed = capsys.readouterr().out

@@ -116,7 +116,7 @@ def check_mul_exp(solution: Any) -> None:
 # Task 2: sum and mean
 # --------------------------------------------------------------------------------------------
 
-SUM_HINT = ("each x_i went into exactly one element of out: its gradient is that element's g. Line g up with x "
+SUM_HINT = ("each x_i went into exactly one element of out: which one, and with what factor? Line g up with x "
             "first: with keepdim=False the summed dims are gone from g, and numpy lines shapes up from the right.")
 MEAN_HINT = "mean = sum / n: how many elements went into one mean? Only the reduced dims count."
 
@@ -278,9 +278,9 @@ def describe_program(program: list) -> str:
 # --------------------------------------------------------------------------------------------
 
 DEFAULT_RECURSION_LIMIT = 1000  # Python's
-ORDER_HINT = ("a node may come only after every node that uses its output. A node reached along two paths "
-              "must wait for both: finish a node only once all of its inputs' nodes are finished "
-              "(a depth-first post-order), then reverse.")
+ORDER_HINT = ("a node may come only after every node that uses its output, and a node reached along two paths "
+              "must wait for both. Trace your code by hand on the graph named above: when did that node enter "
+              "your list, and which of its users was not in it yet?")
 
 
 def _random_graph(x: Tensor, y: Tensor) -> Tensor:

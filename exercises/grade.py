@@ -164,9 +164,14 @@ def solution_for(task: Task, folder: Path) -> tuple[Any, str]:
     if not path.is_file():
         return None, f"{path} does not exist"
     try:
-        return load_task_file(path), ""
+        module = load_task_file(path)
     except Exception as error:
         return None, f"{task.filename} does not load: {type(error).__name__}: {first_line(error)}"
+    missing = [name for name in task.functions if not callable(getattr(module, name, None))]
+    if missing:
+        return None, (f"{task.filename} defines no function {missing[0]}: write it there (its stub is in git: "
+                      f"git show HEAD:exercises/{task.filename})")
+    return module, ""
 
 
 def reference_solution(task: Task) -> tuple[Any, str]:

@@ -122,6 +122,9 @@ def test_a_task_file_that_does_not_load_fails_in_one_line(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "01_mul_exp.py does not load: SyntaxError" in printed
     assert "02_sum_mean.py does not exist" in printed
+    (tmp_path / "16_ln_rnn_bptt.py").write_text("def ln_rnn_step_backward(*args):\n    return args\n")
+    assert grade.main(["--answers", str(tmp_path), "16"]) == 1
+    assert "16_ln_rnn_bptt.py defines no function ln_rnn_backward" in capsys.readouterr().out
 
 
 def test_a_not_implemented_error_of_ones_own_is_a_failure_not_a_stub(tmp_path, capsys):

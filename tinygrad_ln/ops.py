@@ -556,6 +556,10 @@ class AMin(AMax):
     name = "amin"
     reduce = staticmethod(np.min)
 
+    # d min(x)/dx_i = 1 where x_i is the min, else 0; ties share it equally: 1 / (number of ties)
+    def backward(self, g):
+        return super().backward(g)  # the same code as AMax: x == out picks the minima here
+
 
 class TakeAlongDim(Function):
     """x at the given index along dim, one per slice: the values of max(dim) and min(dim)

@@ -1167,9 +1167,6 @@ def propose_index(b: Builder) -> Proposal | None:
     return Proposal(f"{x.name}[{index_source(parts, single)}]", inputs, exact=True)
 
 
-
-
-
 def propose_gather_by_node(b: Builder) -> Proposal | None:
     """``x[m]`` with a boolean node (a comparison) as the mask, or an integer node as the indices."""
     index = b.pick(lambda n: (n.is_bool or n.is_int) and n.exact and n.ndim >= 1)

@@ -71,6 +71,27 @@ def test_concurrent_backward_passes_through_a_shared_parameter_add_every_gradien
     assert short == 0, f"{short} gradient elements lost"
 
 
+def test_concurrent_backward_passes_add_into_an_existing_grad_without_losing_any():
+    # The other half of the race above: .grad already holds an array and both threads add into it in
+    # place; numpy's add releases the GIL, so without the lock one addition can overwrite the other.
+    # The arrays are big (16 MB) so that the two additions overlap in time: without the lock this test
+    # failed 20 runs out of 20 (the test above catches a missing lock about one run in ten).
+    weight = Tensor(np.zeros((2048, 2048), np.float32), requires_grad=True)
+    lost = 0
+    for _ in range(6):
+        losses = [(weight * 1.0).sum() for _ in range(2)]
+        weight.grad = Tensor(np.zeros((2048, 2048), np.float32))
+        start = threading.Barrier(2)
+        workers = [threading.Thread(target=lambda loss=loss, start=start: (start.wait(), loss.backward()))
+                   for loss in losses]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        lost += int((weight.grad.data != 2).sum())
+    assert lost == 0, f"{lost} gradient elements lost"
+
+
 def test_grad_mode_and_fused_mode_are_per_thread():
     seen = {}
 

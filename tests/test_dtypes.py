@@ -114,6 +114,8 @@ def test_numpy_scalars_and_0d_tensors_keep_float32():
     x = Tensor([1.0, 2.0], requires_grad=True)
     for y in (x * np.float64(2), x / np.sqrt(np.float64(4)), x + Tensor(np.float64(1)), x ** np.float64(2)):
         assert y.dtype == np.float32
+    for y in (Tensor(np.float64(2)) * x, Tensor(np.float64(1)) - x, Tensor(np.float64(2)) ** x):  # 0-d on the left
+        assert y.dtype == np.float32
     (x + Tensor(np.float64(1))).sum().backward()
     assert x.grad.dtype == np.float32
     # a float64 tensor with dims still wins, as in PyTorch

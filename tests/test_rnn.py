@@ -10,6 +10,7 @@ from nn_gradcheck import check_parameter_gradients
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
+from tinygrad_ln.autograd import topological_order
 
 
 def layer_norm_reference(a, gain, bias, eps=1e-5):
@@ -292,10 +293,13 @@ def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first, r
     h0 = rng.standard_normal((num_layers, 3, 6))
     upstream_out = rng.standard_normal((3, 7, 6) if batch_first else (7, 3, 6))
     upstream_h = rng.standard_normal((num_layers, 3, 6))
+    recurrence = "layer_norm_rnn_recurrence" if layer_norm else "rnn_recurrence"
     results = []
     for model in (fused, steps):
         xt, h0t = Tensor(x, requires_grad=True), Tensor(h0, requires_grad=True)
         out, h_n = model(xt, h0t)
+        names = {node.name for node in topological_order([out.grad_fn, h_n.grad_fn])}
+        assert (recurrence in names) == (model is fused), f"graph of {'fused' if model is fused else 'steps'}: {names}"
         ((out * Tensor(upstream_out)).sum() + (h_n * Tensor(upstream_h)).sum()).backward()
         grads = {name: p.grad.data for name, p in model.named_parameters()}
         results.append((out.data, h_n.data, xt.grad.data, h0t.grad.data, grads))
@@ -307,10 +311,12 @@ def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first, r
         np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_fused_rnn_is_one_node_per_layer_and_keeps_float32():
-    rnn = nn.RNN(4, 5, layer_norm=True)
+@pytest.mark.parametrize("layer_norm, recurrence", [(False, "rnn_recurrence"), (True, "layer_norm_rnn_recurrence")])
+def test_fused_rnn_is_one_node_per_layer_and_keeps_float32(layer_norm, recurrence):
+    rnn = nn.RNN(4, 5, num_layers=2, layer_norm=layer_norm)
     out, h_n = rnn(Tensor(np.ones((6, 2, 4), np.float32)))
     assert out.dtype == np.float32 and h_n.dtype == np.float32
-    assert out.grad_fn.name == "layer_norm_rnn_recurrence"
+    assert out.grad_fn.name == recurrence
+    assert [node.name for node in topological_order(out.grad_fn)].count(recurrence) == 2
     out.sum().backward()
     assert all(p.grad.dtype == np.float32 for p in rnn.parameters())

@@ -1,5 +1,5 @@
 # Two commands matter: `make test` and `make demo`. Each one builds .venv first when needed.
-# `make test-long` is `make test` with the long differential fuzz (3,000 programs instead of 200); CI runs it.
+# `make test-long` is `make test` with the long differential fuzz (3,000 programs instead of 300); CI runs it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

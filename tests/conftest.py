@@ -4,7 +4,7 @@ The default Hypothesis profile is derandomized (the same examples every run, so 
 and small enough for the whole suite to stay fast. For a deeper hunt run with HYPOTHESIS_PROFILE=thorough.
 
 ``--fuzz=long`` runs the differential fuzzer (tests/test_fuzz_torch.py) on 3,000 programs instead of
-the default 200; CI runs it (``make test-long``).
+the default 300; CI runs it (``make test-long``).
 
 The ``rng`` fixture is a new ``np.random.default_rng(0)`` for each test, so a test's data never
 depends on which tests ran before it. (Library draws, such as layer init and dropout masks, come
@@ -40,8 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--fuzz",
         choices=("short", "long"),
         default="short",
-        help="how many random programs tests/test_fuzz_torch.py compares with PyTorch: short (200, a few "
-        "seconds; the default) or long (3,000, about 35-100 s on 2 cores; CI runs it)",
+        help="how many random programs tests/test_fuzz_torch.py compares with PyTorch: short (300, 5-10 s on "
+        "2 cores; the default) or long (3,000, about 35-100 s on 2 cores; CI runs it)",
     )
 
 

@@ -3,12 +3,13 @@
 The programs come from ``fuzz_programs.programs()`` (see that module for what they contain and how
 values are compared). Each run is derandomized (the same programs every run). How many programs:
 
-    pytest tests/test_fuzz_torch.py                # 200 programs, a few seconds (the default)
+    pytest tests/test_fuzz_torch.py                # 300 programs, 5-10 s on 2 cores (the default)
     pytest tests/test_fuzz_torch.py --fuzz=long    # 3,000 programs, about 35-100 s on 2 cores (CI)
     TINYGRAD_LN_FUZZ_EXAMPLES=20000 TINYGRAD_LN_FUZZ_SEED=1 pytest tests/test_fuzz_torch.py   # a hunt
 
 A failure prints the program, shrunk by Hypothesis and then by ``fuzz_programs.minimize``, as a
-script to paste; a real bug found this way becomes a named test in test_fuzz_regressions.py.
+script to paste (the shrinking makes a failing run longer: from seconds to about 5 minutes); a
+real bug found this way becomes a named test in test_fuzz_regressions.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ pytest.importorskip("torch", reason="the differential fuzzer compares with PyTor
 from fuzz_programs import Mismatch, compare, minimize, programs  # noqa: E402
 from hypothesis import HealthCheck, given, note, seed, settings  # noqa: E402
 
-EXAMPLES = {"short": 200, "long": 3000}  # programs per run, chosen with --fuzz (tests/conftest.py)
+EXAMPLES = {"short": 300, "long": 3000}  # programs per run, chosen with --fuzz (tests/conftest.py)
 
 
 def _is_final_run() -> bool:

@@ -1,4 +1,4 @@
-"""RNNCell and RNN, vanilla and layer-normalized: values against numpy, gradients, shapes, names."""
+"""nn/rnn.py, RNNCell and RNN, vanilla and layer-normalized: values against numpy, gradients, shapes, names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 # Two commands matter: `make test` and `make demo`. Each one builds .venv first when needed.
+# `make test-long` is `make test` with the long differential fuzz (3,000 programs instead of 300); CI runs it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ EXTRAS ?= dev,examples
 # Numba's compiled kernels are cached here, inside the checkout, so a second run starts warm.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: test demo lint bench clean
+.PHONY: test test-long demo lint bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +17,14 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
+# Extra pytest arguments: make test PYTEST_ARGS="-x tests/test_ops.py"
+PYTEST_ARGS ?=
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-long: $(STAMP)
+	$(PY) -m pytest --fuzz=long $(PYTEST_ARGS)
 
 # The vanilla vs LN-RNN comparison behind the README's char-RNN result: 8 runs (S = 1 and 5, clipping
 # off and at norm 1), 2 at a time; about a minute on a quiet 2-core machine. Writes runs/demo.

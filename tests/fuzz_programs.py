@@ -38,8 +38,9 @@ ways; ``x ** -0.5`` is not applied at -inf or -0.0, where PyTorch's rsqrt differ
 a gradient gets the tolerance of the least precise float dtype in the program, as PyTorch's
 backward formulas may compute in an input's own dtype.
 
-Bugs found and not fixed yet are in ``KNOWN_BUGS``: the generator steers around each while its
-probe still finds it.
+A bug found and not fixed yet gets a regression test marked ``xfail(strict=True)`` in
+test_fuzz_regressions.py; until the fix lands the generator steers around it, with a comment naming
+that test (docs/fuzzing.md, "When it fails").
 """
 
 from __future__ import annotations
@@ -70,34 +71,8 @@ EXPONENTS = (2, 3, 0.5, -1, 0, 1.5, -0.5, 1, -2)
 
 
 # --------------------------------------------------------------------------------------------
-# Bugs the fuzzer found that are not fixed yet
+# What the generator steers around
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class KnownBug:
-    """A bug the fuzzer found, with a failing (xfail) regression test in test_fuzz_regressions.py.
-
-    While ``probe()`` finds it, the generator avoids what triggers it, so the suite stays green and
-    keeps looking for other bugs. Once the fix lands the probe says so and the fuzzer exercises that
-    part again by itself; then the entry, its avoidance and the xfail marker can go.
-    """
-
-    regression_test: str
-    probe: Any  # () -> bool: True while the bug is present
-
-    @property
-    def present(self) -> bool:
-        if not hasattr(self, "_present"):
-            try:
-                self._present = bool(self.probe())
-            except Exception:  # noqa: BLE001 - a probe that cannot even run (say, a missing method) finds the bug
-                self._present = True
-        return self._present
-
-
-F = tl.nn.functional
-KNOWN_BUGS: dict[str, KnownBug] = {}  # none open; add one here (with its pending regression test) when found
 
 # Deliberate differences the generator steers around (docs/fuzzing.md lists them with the reasons):
 # an infinite layer_norm weight gives a non-finite gradient in both libraries, -inf in places where
@@ -1190,9 +1165,6 @@ def propose_index(b: Builder) -> Proposal | None:
     inputs = [x] + [p for p in parts if isinstance(p, Node)]
     single = b.draw(st.booleans())
     return Proposal(f"{x.name}[{index_source(parts, single)}]", inputs, exact=True)
-
-
-
 
 
 def propose_gather_by_node(b: Builder) -> Proposal | None:

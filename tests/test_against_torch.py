@@ -62,25 +62,32 @@ class Torch:
         return t.detach().numpy()
 
 
+# Each input is drawn when its test runs, from a generator of its own (a function of shape and seed),
+# so no test's data depends on another; np.array(...) inputs are written out.
+
+
 def _positive(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0.5, 2.0, shape)
+    return lambda: np.random.default_rng(seed).uniform(0.5, 2.0, shape)
 
 
 def _normal(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
+    return lambda: np.random.default_rng(seed).standard_normal(shape)
 
 
 def _with_zeros(shape, seed=0):
-    x = _normal(shape, seed)
-    x.reshape(-1)[::3] = 0.0  # the kinks of relu and abs: PyTorch's gradient there is 0
-    return x
+    def draw():
+        x = np.random.default_rng(seed).standard_normal(shape)
+        x.reshape(-1)[::3] = 0.0  # the kinks of relu and abs: PyTorch's gradient there is 0
+        return x
+
+    return draw
 
 
 def _ties(shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 3, shape).astype(np.float64)
+    return lambda: np.random.default_rng(seed).integers(0, 3, shape).astype(np.float64)
 
 
-# name -> (fn(lib, *tensors), input arrays)
+# name -> (fn(lib, *tensors), inputs: arrays, or functions that draw them)
 CASES = {
     # elementwise
     "neg": (lambda L, x: -x, [_normal((2, 3))]),
@@ -186,7 +193,7 @@ CASES = {
 
 def _run(lib, name):
     fn, arrays = CASES[name]
-    inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+    inputs = [lib.tensor(a() if callable(a) else a, requires_grad=True) for a in arrays]
     out = fn(lib, *inputs)
     upstream = np.random.default_rng(99).standard_normal(tuple(out.shape))
     out.backward(lib.tensor(upstream))

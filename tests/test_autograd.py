@@ -1,9 +1,14 @@
-"""The backward engine: graph walking, accumulation, retain_grad, no_grad, memory, detect_anomaly."""
+"""autograd.py, the engine: Function and apply, topological_order, run_backward (graph walking), grad,
+no_grad and enable_grad, and what a graph keeps alive.
+
+Where backward starts and ends on a Tensor (its argument, .grad accumulation) is in test_tensor.py;
+the checks the engine enters at its seams (in-place writes, detect_anomaly, gradient ownership) in
+test_checks.py; grad mode per thread in test_threads.py.
+"""
 
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import weakref
 
@@ -15,9 +20,9 @@ from strategies import assert_gradcheck
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor
-from tinygrad_ln.autograd import Function
+from tinygrad_ln.autograd import topological_order
 
-# ---- the graph is walked correctly ---------------------------------------------------------------
+# ---- the graph is walked correctly ----------------------------------------------------------
 
 
 def test_a_tensor_used_twice_gets_both_gradients():
@@ -73,90 +78,6 @@ def test_random_graphs_with_shared_subexpressions(steps, outputs):
     assert_gradcheck(build, rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, 3))
 
 
-def test_backward_twice_accumulates_exactly():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    b = a + a
-    c = (b * b).sum()
-    c.backward()
-    first = a.grad.data.copy()
-    c.backward()
-    np.testing.assert_array_equal(a.grad.data, 2 * first)
-    c.backward()
-    np.testing.assert_array_equal(a.grad.data, 3 * first)
-
-
-def test_gradients_from_separate_graphs_add_into_a_leaf():
-    w = Tensor([1.0, 2.0], requires_grad=True)
-    (w * 3).sum().backward()
-    (w * w).sum().backward()
-    np.testing.assert_array_equal(w.grad.data, [3 + 2, 3 + 4])
-    w.grad = None
-    (w * 3).sum().backward()
-    np.testing.assert_array_equal(w.grad.data, [3, 3])
-
-
-def test_leaf_grad_is_a_private_copy():
-    """Accumulating must not write into the gradient array another op handed over."""
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    g = np.array([1.0, 1.0], dtype=np.float32)
-    (x * 1).backward(g)
-    (x * 1).backward(g)
-    np.testing.assert_array_equal(g, [1.0, 1.0])
-    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
-
-
-def test_intermediate_tensors_get_no_grad():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    b = a * 2
-    c = (b * b).sum()
-    c.backward()
-    assert b.grad is None
-    assert c.grad is None
-    assert a.grad is not None
-
-
-def test_only_inputs_that_require_grad_get_one():
-    w = Tensor([[1.0, 2.0]], requires_grad=True)
-    x = Tensor([[3.0], [4.0]])
-    (x @ w).sum().backward()
-    assert x.grad is None
-    np.testing.assert_array_equal(w.grad.data, [[7.0, 7.0]])
-
-
-def test_retain_grad():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    b = a * 2
-    b.retain_grad()
-    c = (b * b).sum()
-    c.backward()
-    np.testing.assert_array_equal(b.grad.data, 2 * b.data)  # dc/db = 2b
-    np.testing.assert_array_equal(a.grad.data, 4 * b.data)
-    c.backward()  # retained gradients accumulate too
-    np.testing.assert_array_equal(b.grad.data, 4 * b.data)
-
-
-def test_retain_grad_on_a_leaf_changes_nothing():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    a.retain_grad()
-    (a * 3).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [3.0, 3.0])
-
-
-def test_retain_grad_on_a_root():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    y = a * 3
-    y.retain_grad()
-    y.backward(np.array([1.0, -1.0]))
-    np.testing.assert_array_equal(y.grad.data, [1.0, -1.0])
-
-
-def test_detach_stops_the_gradient():
-    a = Tensor([1.0, 2.0], requires_grad=True)
-    b = (a * 2).detach()
-    (a * b).sum().backward()
-    np.testing.assert_array_equal(a.grad.data, [2.0, 4.0])  # b acts as a constant
-
-
 def test_a_100000_op_chain_backpropagates_without_recursion():
     x = Tensor(0.5, requires_grad=True)
     y = x
@@ -169,51 +90,89 @@ def test_a_100000_op_chain_backpropagates_without_recursion():
     del y  # freeing the long chain must not overflow the stack either
 
 
-# ---- backward's argument --------------------------------------------------------------------------
+@given(
+    steps=st.lists(st.tuples(st.integers(0, len(DAG_STEPS) - 1), st.integers(0, 99), st.integers(0, 99)),
+                   min_size=1, max_size=12),
+)
+def test_topological_order_lists_each_node_once_before_the_nodes_of_its_inputs(steps):
+    nodes = [Tensor([0.5], requires_grad=True), Tensor([-1.0], requires_grad=True)]
+    for op, i, j in steps:
+        nodes.append(DAG_STEPS[op](nodes[i % len(nodes)], nodes[j % len(nodes)]))
+    order = topological_order(nodes[-1].grad_fn)
+    assert order[0] is nodes[-1].grad_fn and len(set(order)) == len(order)
+    position = {node: k for k, node in enumerate(order)}
+    for node in order:
+        for tensor in node.inputs:
+            if tensor.grad_fn is not None:
+                assert position[tensor.grad_fn] > position[node], f"{tensor.grad_fn} comes before {node}"
+    reachable, stack = set(), [nodes[-1].grad_fn]
+    while stack:
+        node = stack.pop()
+        if node not in reachable:
+            reachable.add(node)
+            stack.extend(t.grad_fn for t in node.inputs if t.grad_fn is not None)
+    assert set(order) == reachable
 
 
-def test_backward_of_a_non_scalar_needs_a_gradient():
-    y = Tensor([1.0, 2.0], requires_grad=True) * 2
-    with pytest.raises(RuntimeError):
-        y.backward()
+# ---- tl.autograd.grad ---------------------------------------------------------------------------
 
 
-def test_backward_of_a_one_element_tensor_needs_no_gradient():
-    x = Tensor([[3.0]], requires_grad=True)
-    (x * x).backward()
-    np.testing.assert_array_equal(x.grad.data, [[6.0]])
+def test_grad_of_leaves_and_intermediates_against_numpy_leaving_grad_alone(rng):
+    x = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    w = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    hidden = (x @ w).tanh()
+    loss = (hidden * hidden).sum()
+    dx, dw, dhidden = tl.autograd.grad(loss, [x, w, hidden])
+    assert x.grad is None and w.grad is None and hidden.grad is None
+    h = np.tanh(x.data @ w.data)
+    dz = 2 * h * (1 - h * h)
+    np.testing.assert_allclose(dhidden.data, 2 * h, rtol=1e-12)
+    np.testing.assert_allclose(dx.data, dz @ w.data.T, rtol=1e-12)
+    np.testing.assert_allclose(dw.data, x.data.T @ dz, rtol=1e-12)
+    loss.backward()  # the same walk as backward: the same numbers
+    np.testing.assert_array_equal(x.grad.data, dx.data)
+    np.testing.assert_array_equal(w.grad.data, dw.data)
 
 
-@pytest.mark.parametrize("wrap", [np.asarray, Tensor, lambda g: g.tolist()])
-def test_backward_with_a_gradient(wrap):
-    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    y = x * 2
-    g = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, 3.0]])
-    y.backward(gradient=wrap(g))
-    np.testing.assert_array_equal(x.grad.data, 2 * g)
-    assert x.grad.dtype == x.dtype
+def test_grad_of_several_outputs_with_grad_outputs(rng):
+    x = Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+    g1, g2 = rng.standard_normal(3), rng.standard_normal(())
+    (dx,) = tl.autograd.grad([x * 3, (x * x).sum()], x, grad_outputs=[g1, g2])
+    assert dx.dtype == np.float32 and dx.is_leaf
+    np.testing.assert_allclose(dx.data, 3 * g1 + g2 * 2 * x.data, rtol=1e-6)
+    with pytest.raises(RuntimeError, match=r"grad.*\(3,\)"):
+        tl.autograd.grad(x * 3, x)  # a non-scalar output needs its grad_output
+    with pytest.raises(ValueError, match="grad_outputs"):
+        tl.autograd.grad([x * 3, x * 2], x, grad_outputs=[g1])
 
 
-def test_backward_with_a_gradient_of_the_wrong_shape():
-    y = Tensor(np.ones((2, 3)), requires_grad=True) * 2
-    with pytest.raises(RuntimeError, match=r"\(2, 3\)"):
-        y.backward(gradient=np.ones((3, 2)))
-    with pytest.raises(RuntimeError):
-        y.backward(gradient=np.ones(6))
+def test_grad_of_an_unused_input_is_an_error_or_none():
+    x, unused = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0], requires_grad=True)
+    y = (x * x).sum()
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        tl.autograd.grad(y, [x, unused])
+    dx, nothing = tl.autograd.grad(y, [x, unused], allow_unused=True)
+    np.testing.assert_array_equal(dx.data, [2.0, 4.0])
+    assert nothing is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tl.autograd.grad(y, [Tensor([1.0])])
 
 
-def test_backward_on_a_tensor_that_does_not_require_grad():
-    with pytest.raises(RuntimeError):
-        (Tensor([1.0]) * 2).backward()
+# ---- the recording scope ------------------------------------------------------------------------
 
 
-def test_backward_on_a_leaf():
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    x.backward(np.array([3.0, 4.0]))
-    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+def test_scope_labels_the_nodes_made_inside_it_and_nests():
+    x = Tensor([1.0], requires_grad=True)
+    with tl.autograd.scope("outer"):
+        a = x * 2
+        with tl.autograd.scope("inner"):
+            b = a + 1
+        c = b * 3
+    d = c - 1
+    assert [t.grad_fn.scope for t in (a, b, c, d)] == ["outer", "inner", "outer", None]
 
 
-# ---- no_grad -----------------------------------------------------------------------------------
+# ---- no_grad --------------------------------------------------------------------------------
 
 
 def test_no_grad_context_manager():
@@ -273,7 +232,7 @@ def test_enable_grad_inside_no_grad():
     assert y.requires_grad and not z.requires_grad
 
 
-# ---- memory ------------------------------------------------------------------------------------
+# ---- memory ---------------------------------------------------------------------------------
 
 
 def _graph_with_an_intermediate():
@@ -309,114 +268,3 @@ def test_graph_is_freed_after_gc_collect():
     gc.collect()
     assert hidden() is None and node() is None
     assert x.grad is not None  # the leaf keeps its gradient, not the graph
-
-
-# ---- detect_anomaly ----------------------------------------------------------------------------
-
-THIS_FILE = os.path.basename(__file__)
-
-
-def test_detect_anomaly_names_the_op_and_the_line_of_a_nan_in_forward():
-    x = Tensor([-1.0, 1.0], requires_grad=True)
-    with pytest.raises(FloatingPointError) as error, tl.detect_anomaly():
-        x.log()  # the line the message must point at
-    message = str(error.value)
-    assert "log" in message
-    assert THIS_FILE in message
-    assert "x.log()" in message  # the source line itself
-    assert "(2,)" in message  # the shapes
-
-
-def test_detect_anomaly_names_the_op_of_a_nan_in_backward():
-    x = Tensor([0.0, 4.0], requires_grad=True)
-    with tl.detect_anomaly():
-        root = x.sqrt()
-        y = (root * 0.0).sum()  # finite forward; backward of sqrt at 0 computes 0 / 0
-        with pytest.raises(FloatingPointError) as error:
-            y.backward()
-    message = str(error.value)
-    assert "sqrt" in message
-    assert THIS_FILE in message and "root = x.sqrt()" in message  # where the op was created
-    assert "NaN" in message or "nan" in message.lower()
-
-
-def test_detect_anomaly_catches_an_inf_gradient():
-    x = Tensor([0.0, 4.0], requires_grad=True)
-    with pytest.raises(FloatingPointError, match="sqrt"), tl.detect_anomaly():
-        x.sqrt().sum().backward()
-
-
-def test_detect_anomaly_is_quiet_when_everything_is_finite():
-    rng = np.random.default_rng(0)
-    data = rng.standard_normal((4, 3))
-
-    def run():
-        x = Tensor(data, requires_grad=True)
-        loss = ((x @ Tensor(data.T)).tanh().log_softmax(dim=1)[np.arange(4), np.array([0, 1, 1, 3])]).mean()
-        loss.backward()
-        return loss.item(), x.grad.data
-
-    plain_loss, plain_grad = run()
-    with tl.detect_anomaly():
-        anomaly_loss, anomaly_grad = run()
-    assert plain_loss == anomaly_loss
-    np.testing.assert_array_equal(plain_grad, anomaly_grad)
-
-
-def test_detect_anomaly_is_off_outside_the_block():
-    with tl.detect_anomaly():
-        pass
-    out = Tensor([-1.0]).log()  # NaN, silently, as in PyTorch
-    assert np.isnan(out.item())
-    with pytest.raises(FloatingPointError), tl.detect_anomaly():
-        Tensor([-1.0]).log()
-    assert np.isnan(Tensor([-1.0]).log().item())
-
-
-# ---- leaves keep a fresh gradient array without a copy, but never one that is shared -------------
-
-
-def test_a_plus_b_gives_each_leaf_its_own_gradient_array():
-    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
-    out = a + b  # Add passes the same incoming gradient to both inputs
-    out.backward(Tensor([1.0, 1.0]))
-    assert a.grad.data is not b.grad.data
-    out.backward(Tensor([1.0, 1.0]))  # in-place accumulation into one must not reach the other
-    np.testing.assert_array_equal(a.grad.data, [2.0, 2.0])
-    np.testing.assert_array_equal(b.grad.data, [2.0, 2.0])
-
-
-def test_the_callers_gradient_array_is_never_kept_or_changed():
-    upstream = np.array([[1.0, 2.0]], np.float32)
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    x.reshape(1, 2).backward(upstream)  # Reshape hands back a view of the caller's array
-    x.reshape(1, 2).backward(upstream)
-    np.testing.assert_array_equal(upstream, [[1.0, 2.0]])
-    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
-
-
-def test_a_leaf_used_twice_accumulates_both_fresh_gradients():
-    x = Tensor([3.0], requires_grad=True)
-    (x * x).backward()
-    (x * x).backward()
-    np.testing.assert_array_equal(x.grad.data, [12.0])
-
-
-def test_a_saved_array_returned_by_backward_is_copied_not_kept():
-    class ScaleBySaved(Function):
-        name = "scale_by_saved"
-
-        def forward(self, x):
-            self.save_for_backward(np.full(x.shape, 2.0))
-            return x * 2.0
-
-        def backward(self, g):  # wrong only in style: hands back an array it keeps
-            (two,) = self.saved_tensors
-            return two
-
-    x = Tensor([1.0, 1.0], requires_grad=True)
-    out = ScaleBySaved.apply(x)
-    out.backward(np.ones(2))
-    out.backward(np.ones(2))
-    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
-    np.testing.assert_array_equal(out.grad_fn.saved_tensors[0], [2.0, 2.0])

@@ -1,4 +1,4 @@
-"""The buffer cache (tinygrad_ln/buffers.py) never hands out an array that something still refers to.
+"""backend/buffers.py: the buffer cache never hands out an array that something still refers to.
 
 Big results of the fused ops come from ``buffers.empty``; these tests hold on to results, views,
 gradients and graphs in every way a user can, and check that no new result shares memory with
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tinygrad_ln import Tensor, nn
 from tinygrad_ln.backend import buffers
+from tinygrad_ln.nn import functional as F
 
 BIG = (512, 1024)  # 2 MB of float32: above buffers.MIN_BYTES
 
@@ -37,11 +38,18 @@ def test_an_array_nothing_refers_to_is_reused():
 
 @pytest.mark.parametrize("holder", ["array", "view", "tensor", "list"])
 def test_an_array_still_referred_to_is_not_handed_out(holder):
-    first = buffers.empty(BIG, np.float32)
-    kept = {"array": first, "view": first[3:, ::2], "tensor": Tensor._make(first), "list": [first]}[holder]
-    del first
+    if holder == "tensor":  # a fused op's result: the tensor wraps the array buffers.empty gave the op
+        kept = F.layer_norm(Tensor(np.zeros(BIG, np.float32)), BIG[1])
+        address = kept.data.ctypes.data
+    else:
+        first = buffers.empty(BIG, np.float32)
+        address = first.ctypes.data
+        kept = {"array": first, "view": first[3:, ::2], "list": [first]}[holder]
+        del first
     second = buffers.empty(BIG, np.float32)
     assert not np.shares_memory(second, kept.data if holder == "tensor" else kept)
+    del kept, second
+    assert buffers.empty(BIG, np.float32).ctypes.data == address  # it was a kept array: once free, it is reused
 
 
 def test_small_arrays_are_plain_numpy():

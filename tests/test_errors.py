@@ -63,6 +63,16 @@ def test_broadcast_mismatch_names_the_op_and_both_shapes(op, name, right):
     assert_names(error, name, "(2, 3)", "(4,)")
 
 
+def test_broadcast_message_is_exact():
+    """numpy's "operands could not be broadcast together with shapes (2,3) (4,)", in the op's words."""
+    with pytest.raises(ValueError) as error:
+        Tensor.ones(2, 3) + Tensor.ones(4)
+    assert str(error.value) == "add: cannot broadcast shapes (2, 3) and (4,)"
+    with pytest.raises(ValueError) as error:
+        np.ones(4) - Tensor.ones(2, 3)  # the numpy operand on the left stays on the left
+    assert str(error.value) == "sub: cannot broadcast shapes (4,) and (2, 3)"
+
+
 def test_reshape_to_an_impossible_shape():
     with pytest.raises(ValueError) as error:
         Tensor.zeros(2, 3).reshape(4, 2)

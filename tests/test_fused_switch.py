@@ -1,4 +1,4 @@
-"""tl.fused: one switch runs every layer from primitive ops, with the same values and gradients.
+"""backend/__init__.py, tl.fused: one switch runs every layer from primitive ops, with the same values and gradients.
 
 Each case builds a small model, runs forward and backward once with fused ops and once with
 ``tl.fused(False)`` from the same seed, and compares the outputs and every parameter's and input's

@@ -3,8 +3,8 @@
 Each test runs the shrunk program in tinygrad_ln and in PyTorch with ``fuzz_programs.compare``:
 every node's dtype, shape and values and every leaf's gradient (after backward with the given or
 a seeded upstream gradient). A bug whose fix is not on main yet is marked ``xfail(strict=True)``,
-so the suite stays green and the marker must go when the fix lands; meanwhile the fuzzer steers
-around it (``fuzz_programs.KNOWN_BUGS``, whose probe notices the fix by itself).
+so the suite stays green and the marker must go when the fix lands; meanwhile the fuzzer's generator
+steers around it (docs/fuzzing.md).
 """
 
 from __future__ import annotations

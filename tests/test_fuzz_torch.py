@@ -1,13 +1,15 @@
 """Differential fuzzing against PyTorch: random programs of the public ops, values and every gradient.
 
 The programs come from ``fuzz_programs.programs()`` (see that module for what they contain and how
-values are compared). The default run is bounded so the whole suite stays fast, and is
-derandomized (the same programs every run). A longer hunt with a seed of your choice::
+values are compared). Each run is derandomized (the same programs every run). How many programs:
 
-    TINYGRAD_LN_FUZZ_EXAMPLES=20000 TINYGRAD_LN_FUZZ_SEED=1 pytest tests/test_fuzz_torch.py
+    pytest tests/test_fuzz_torch.py                # 300 programs, 5-10 s on 2 cores (the default)
+    pytest tests/test_fuzz_torch.py --fuzz=long    # 3,000 programs, about 35-100 s on 2 cores (CI)
+    TINYGRAD_LN_FUZZ_EXAMPLES=20000 TINYGRAD_LN_FUZZ_SEED=1 pytest tests/test_fuzz_torch.py   # a hunt
 
 A failure prints the program, shrunk by Hypothesis and then by ``fuzz_programs.minimize``, as a
-script to paste; a real bug found this way becomes a named test in test_fuzz_regressions.py.
+script to paste (the shrinking makes a failing run longer: from seconds to about 5 minutes); a
+real bug found this way becomes a named test in test_fuzz_regressions.py.
 """
 
 from __future__ import annotations
@@ -18,24 +20,10 @@ import pytest
 
 pytest.importorskip("torch", reason="the differential fuzzer compares with PyTorch, which is not installed")
 
-import fuzz_programs  # noqa: E402
 from fuzz_programs import Mismatch, compare, minimize, programs  # noqa: E402
 from hypothesis import HealthCheck, given, note, seed, settings  # noqa: E402
 
-EXAMPLES = int(os.environ.get("TINYGRAD_LN_FUZZ_EXAMPLES", "3000"))
-SEED = os.environ.get("TINYGRAD_LN_FUZZ_SEED")
-
-fuzz_settings = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=SEED is None,  # a seed only counts without derandomize
-    # a program draws many choices; Hypothesis marks the biggest "invalid" and starts again, which is fine
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-
-
-def _seeded(test):
-    return seed(int(SEED))(test) if SEED is not None else test
+EXAMPLES = {"short": 300, "long": 3000}  # programs per run, chosen with --fuzz (tests/conftest.py)
 
 
 def _is_final_run() -> bool:
@@ -48,10 +36,8 @@ def _is_final_run() -> bool:
         return False
 
 
-@_seeded
-@fuzz_settings
-@given(program=programs())
-def test_random_programs_match_torch(program):
+def check_program(program) -> None:
+    """compare(program); on the final, shrunk failure, minimise it and show it as a script to paste."""
     try:
         compare(program)
     except Mismatch:
@@ -66,8 +52,16 @@ def test_random_programs_match_torch(program):
         raise
 
 
-def test_no_known_bug_is_being_avoided():
-    """While a bug of fuzz_programs.KNOWN_BUGS is present the fuzzer steers around it; this names them."""
-    present = [f"{name} ({bug.regression_test})" for name, bug in fuzz_programs.KNOWN_BUGS.items() if bug.present]
-    if present:
-        pytest.skip(f"the fuzzer avoids these known bugs until they are fixed: {'; '.join(present)}")
+def test_random_programs_match_torch(pytestconfig):
+    examples = int(os.environ.get("TINYGRAD_LN_FUZZ_EXAMPLES", EXAMPLES[pytestconfig.getoption("fuzz")]))
+    chosen_seed = os.environ.get("TINYGRAD_LN_FUZZ_SEED")
+    run = settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=chosen_seed is None,  # a seed only counts without derandomize
+        # a program draws many choices; Hypothesis marks the biggest "invalid" and starts again, which is fine
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )(given(program=programs())(check_program))
+    if chosen_seed is not None:
+        run = seed(int(chosen_seed))(run)
+    run()

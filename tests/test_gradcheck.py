@@ -1,4 +1,5 @@
-"""tl.gradcheck: passes correct gradients, catches wrong ones with a useful message, leaves the seed alone."""
+"""gradcheck.py, tl.gradcheck: passes correct gradients, catches wrong ones with a useful message, leaves
+the library's generator alone."""
 
 from __future__ import annotations
 

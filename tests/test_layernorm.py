@@ -1,7 +1,12 @@
-"""LayerNorm: the fused kernel against the composed formula, numpy, float32 stability, and the
-invariances of Table 1 in Ba, Kiros & Hinton (2016)."""
+"""nn/normalization.py and F.layer_norm: both paths (the fused op and the composed formula) against
+numpy and each other, float32 stability, the module, the invariances of Table 1 in Ba, Kiros &
+Hinton (2016), and the seed_layernorm example."""
 
 from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,8 +18,6 @@ import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
 from tinygrad_ln.autograd import topological_order
 from tinygrad_ln.nn import functional as F
-
-RNG = np.random.default_rng(7)
 
 
 def reference(x, ndim, weight=None, bias=None, eps=1e-5):
@@ -31,9 +34,9 @@ def reference(x, ndim, weight=None, bias=None, eps=1e-5):
 
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("shape, normalized", [((4, 6), (6,)), ((2, 3, 4), (3, 4)), ((5,), (5,))])
-def test_value_and_gradient_match_numpy_and_finite_differences(fused, shape, normalized):
-    x = RNG.standard_normal(shape) * 3 + 2
-    weight, bias = RNG.standard_normal(normalized), RNG.standard_normal(normalized)
+def test_value_and_gradient_match_numpy_and_finite_differences(fused, shape, normalized, rng):
+    x = rng.standard_normal(shape) * 3 + 2
+    weight, bias = rng.standard_normal(normalized), rng.standard_normal(normalized)
     out = F.layer_norm(Tensor(x), normalized, Tensor(weight), Tensor(bias), fused=fused)
     np.testing.assert_allclose(out.data, reference(x, len(normalized), weight, bias), rtol=1e-10, atol=1e-10)
     inputs = [Tensor(a, requires_grad=True) for a in (x, weight, bias)]
@@ -41,17 +44,17 @@ def test_value_and_gradient_match_numpy_and_finite_differences(fused, shape, nor
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_without_affine_parameters(fused):
-    x = RNG.standard_normal((3, 8))
+def test_without_affine_parameters(fused, rng):
+    x = rng.standard_normal((3, 8))
     np.testing.assert_allclose(F.layer_norm(Tensor(x), 8, fused=fused).data, reference(x, 1), atol=1e-12)
     assert tl.gradcheck(lambda x: F.layer_norm(x, 8, fused=fused), [Tensor(x, requires_grad=True)])
 
 
-def test_fused_and_composed_agree_in_value_and_every_gradient_in_float32():
-    x = RNG.standard_normal((16, 32)).astype(np.float32)
-    weight = RNG.standard_normal(32).astype(np.float32)
-    bias = RNG.standard_normal(32).astype(np.float32)
-    g = RNG.standard_normal((16, 32)).astype(np.float32)
+def test_fused_and_composed_agree_in_value_and_every_gradient_in_float32(rng):
+    x = rng.standard_normal((16, 32)).astype(np.float32)
+    weight = rng.standard_normal(32).astype(np.float32)
+    bias = rng.standard_normal(32).astype(np.float32)
+    g = rng.standard_normal((16, 32)).astype(np.float32)
     results = []
     for fused in (True, False):
         inputs = [Tensor(a, requires_grad=True) for a in (x, weight, bias)]
@@ -64,8 +67,8 @@ def test_fused_and_composed_agree_in_value_and_every_gradient_in_float32():
 
 
 @pytest.mark.parametrize("offset, spread", [(1000.0, 100.0), (1e4, 1.0)])
-def test_fused_float32_is_stable_for_a_large_offset(offset, spread):
-    x = (RNG.standard_normal((64, 128)) * spread + offset).astype(np.float32)
+def test_fused_float32_is_stable_for_a_large_offset(offset, spread, rng):
+    x = (rng.standard_normal((64, 128)) * spread + offset).astype(np.float32)
     expected = reference(x, 1)  # the same float32 values, normalized in float64
     fused = F.layer_norm(Tensor(x), 128).data
     assert fused.dtype == np.float32
@@ -74,7 +77,7 @@ def test_fused_float32_is_stable_for_a_large_offset(offset, spread):
     if spread == 1.0:
         naive_var = (x * x).mean(axis=1, dtype=np.float32) - x.mean(axis=1, dtype=np.float32) ** 2
         assert np.abs(naive_var - x.astype(np.float64).var(axis=1)).max() > 0.1
-    g = RNG.standard_normal(x.shape)
+    g = rng.standard_normal(x.shape)
     x32 = Tensor(x, requires_grad=True)
     F.layer_norm(x32, 128).backward(g.astype(np.float32))
     x64 = Tensor(x.astype(np.float64), requires_grad=True)
@@ -115,6 +118,15 @@ def test_shape_errors_name_the_shapes():
         nn.LayerNorm((2, 3))(Tensor(np.zeros(3)))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_layer_norm_of_a_row_holding_inf_is_all_nan(fused):
+    x = Tensor(np.array([[1.0, np.inf, 2.0], [1.0, 2.0, 3.0]], np.float32))
+    with np.errstate(invalid="ignore"):  # the primitive path's inf - inf warns in numpy (not in torch)
+        y = nn.functional.layer_norm(x, 3, fused=fused)
+    assert np.isnan(y.data[0]).all()
+    assert np.isfinite(y.data[1]).all()
+
+
 # ---- the module ---------------------------------------------------------------------------------
 
 
@@ -129,23 +141,23 @@ def test_module_defaults_and_parameters():
     assert repr(nn.LayerNorm((2, 3), eps=1e-6)) == "LayerNorm((2, 3), eps=1e-06, elementwise_affine=True)"
 
 
-def test_module_uses_input_statistics_in_eval_mode_too():
+def test_module_uses_input_statistics_in_eval_mode_too(rng):
     layer = nn.LayerNorm(6)
-    x = Tensor(RNG.standard_normal((3, 6)) * 5 + 1)
+    x = Tensor(rng.standard_normal((3, 6)) * 5 + 1)
     train = layer(x).data
     np.testing.assert_array_equal(layer.eval()(x).data, train)
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_module_parameter_gradients(fused):
+def test_module_parameter_gradients(fused, rng):
     layer = nn.LayerNorm((2, 3), fused=fused)
-    layer.weight.data[...] = RNG.standard_normal((2, 3))
-    x = Tensor(RNG.standard_normal((4, 2, 3)))
+    layer.weight.data[...] = rng.standard_normal((2, 3))
+    x = Tensor(rng.standard_normal((4, 2, 3)))
     check_parameter_gradients(layer, lambda: layer(x))
 
 
-def test_fused_graph_is_one_node_and_composed_graph_shows_each_step():
-    x = Tensor(RNG.standard_normal((2, 4)), requires_grad=True)
+def test_fused_graph_is_one_node_and_composed_graph_shows_each_step(rng):
+    x = Tensor(rng.standard_normal((2, 4)), requires_grad=True)
     w, b = Tensor(np.ones(4), requires_grad=True), Tensor(np.zeros(4), requires_grad=True)
     assert [n.name for n in topological_order(F.layer_norm(x, 4, w, b).grad_fn)] == ["layer_norm"]
     composed = [n.name for n in topological_order(F.layer_norm(x, 4, w, b, fused=False).grad_fn)]
@@ -156,10 +168,10 @@ def test_fused_graph_is_one_node_and_composed_graph_shows_each_step():
 # ---- Table 1 of the paper: invariance to the weight matrix -------------------------------------
 
 
-def test_layer_norm_of_a_linear_map_is_invariant_to_rescaling_and_recentering_the_weights():
-    x = RNG.standard_normal((5, 7))
-    weight = RNG.standard_normal((6, 7))
-    gamma = RNG.standard_normal(7)  # the same vector added to every row of W
+def test_layer_norm_of_a_linear_map_is_invariant_to_rescaling_and_recentering_the_weights(rng):
+    x = rng.standard_normal((5, 7))
+    weight = rng.standard_normal((6, 7))
+    gamma = rng.standard_normal(7)  # the same vector added to every row of W
     base = F.layer_norm(F.linear(Tensor(x), Tensor(weight)), 6, eps=1e-12).data
     for changed in (weight * 3.7, weight * 0.2, weight + gamma, 2.0 * weight + gamma):
         out = F.layer_norm(F.linear(Tensor(x), Tensor(changed)), 6, eps=1e-12).data
@@ -172,8 +184,15 @@ def test_layer_norm_of_a_linear_map_is_invariant_to_rescaling_and_recentering_th
     assert not np.allclose(out, base, atol=1e-3)
 
 
-def test_layer_norm_is_invariant_to_rescaling_a_single_example():
-    x = RNG.standard_normal((3, 8))
+def test_layer_norm_is_invariant_to_rescaling_a_single_example(rng):
+    x = rng.standard_normal((3, 8))
     scaled = x * np.array([[2.0], [0.5], [10.0]])
     np.testing.assert_allclose(F.layer_norm(Tensor(scaled), 8, eps=1e-12).data,
                                F.layer_norm(Tensor(x), 8, eps=1e-12).data, atol=1e-9)
+
+
+def test_seed_layernorm_example_runs():
+    script = pathlib.Path(__file__).resolve().parent.parent / "examples" / "seed_layernorm.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "train mode" in result.stdout and "eval mode:   0.0%" in result.stdout

@@ -32,18 +32,24 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = ".".join(path.relative_to(PACKAGE).with_suffix("").parts[:-1])
     top_level = {id(node) for node in tree.body}
-    for node in tree.body:  # `if TYPE_CHECKING:` imports are for type checkers only: nothing runs them
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
-            tree.body.remove(node)
+    # `if TYPE_CHECKING:` imports are for type checkers only: nothing runs them
+    tree.body = [node for node in tree.body
+                 if not (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")]
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level:
+        targets = []
+        if isinstance(node, ast.ImportFrom) and node.level:  # from .x import y, from . import y
             base = package.split(".") if package else []
             base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
             target = ".".join([*base, node.module] if node.module else base)
             targets = [f"{target}.{alias.name}" if not node.module else target for alias in node.names]
-            for t in targets:
-                found.append((t.strip(".") or "__init__", id(node) in top_level))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tinygrad_ln":
+            inner = node.module.partition(".")[2]  # from tinygrad_ln.x import y, from tinygrad_ln import y
+            targets = [inner] if inner else [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):  # import tinygrad_ln.x
+            targets = [alias.name.partition(".")[2] for alias in node.names if alias.name.startswith("tinygrad_ln.")]
+        for t in targets:
+            found.append((t.strip(".") or "__init__", id(node) in top_level))
     return found
 
 

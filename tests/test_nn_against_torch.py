@@ -12,11 +12,10 @@ from tinygrad_ln.nn import functional as F
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-RNG = np.random.default_rng(21)
 
-
-def randn(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+def randn(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """float32 standard normal draws from the test's own generator."""
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def copy_into_torch(ours: nn.Module, theirs) -> None:
@@ -33,8 +32,9 @@ def close(ours, theirs, rtol=1e-5, atol=1e-6) -> None:
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=rtol, atol=atol)
 
 
-def backward_both(ours: Tensor, theirs) -> None:
-    g = randn(*ours.shape)
+def backward_both(ours: Tensor, theirs, rng: np.random.Generator) -> None:
+    """Backward through both with the same random upstream gradient."""
+    g = randn(rng, *ours.shape)
     ours.backward(g)
     theirs.backward(torch.from_numpy(g))
 
@@ -45,38 +45,40 @@ def compare_parameter_grads(ours: nn.Module, theirs, rtol=1e-5, atol=1e-6) -> No
         close(param.grad, their_params[name].grad, rtol, atol)
 
 
-def test_linear():
+def test_linear(rng):
+    tl.manual_seed(0)
     ours, theirs = nn.Linear(5, 3), torch.nn.Linear(5, 3)
     copy_into_torch(ours, theirs)
-    x, tx = leaf(randn(2, 4, 5))
+    x, tx = leaf(randn(rng, 2, 4, 5))
     y, ty = ours(x), theirs(tx)
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad)
     compare_parameter_grads(ours, theirs)
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_layer_norm(fused):
+def test_layer_norm(fused, rng):
     ours, theirs = nn.LayerNorm((3, 4), fused=fused), torch.nn.LayerNorm((3, 4))
-    ours.weight.data[...], ours.bias.data[...] = randn(3, 4), randn(3, 4)
+    ours.weight.data[...], ours.bias.data[...] = randn(rng, 3, 4), randn(rng, 3, 4)
     copy_into_torch(ours, theirs)
-    x, tx = leaf(randn(2, 5, 3, 4) * 4 + 2)
+    x, tx = leaf(randn(rng, 2, 5, 3, 4) * 4 + 2)
     y, ty = ours(x), theirs(tx)
     close(y, ty, atol=1e-5)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad, atol=1e-5)
     compare_parameter_grads(ours, theirs, atol=1e-5)
 
 
-def test_embedding_with_padding():
+def test_embedding_with_padding(rng):
+    tl.manual_seed(0)
     ours, theirs = nn.Embedding(6, 3, padding_idx=-2), torch.nn.Embedding(6, 3, padding_idx=-2)
     assert ours.padding_idx == theirs.padding_idx
     copy_into_torch(ours, theirs)
     indices = np.array([[0, 4, 4], [5, 4, 1]])
     y, ty = ours(indices), theirs(torch.from_numpy(indices))
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     compare_parameter_grads(ours, theirs)
     with pytest.raises(IndexError):
         theirs(torch.tensor([6]))
@@ -84,8 +86,8 @@ def test_embedding_with_padding():
         ours(np.array([6]))
 
 
-def test_dropout_edge_cases_and_errors_agree():
-    x = randn(4, 5)
+def test_dropout_edge_cases_and_errors_agree(rng):
+    x = randn(rng, 4, 5)
     np.testing.assert_array_equal(F.dropout(Tensor(x), 1.0).data, TF.dropout(torch.from_numpy(x), 1.0).numpy())
     np.testing.assert_array_equal(F.dropout(Tensor(x), 0.0).data, TF.dropout(torch.from_numpy(x), 0.0).numpy())
     np.testing.assert_array_equal(nn.Dropout().eval()(Tensor(x)).data, torch.nn.Dropout().eval()(torch.from_numpy(x)))
@@ -98,15 +100,16 @@ def test_dropout_edge_cases_and_errors_agree():
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_rnn_cell(nonlinearity):
+def test_rnn_cell(nonlinearity, rng):
+    tl.manual_seed(0)
     ours = nn.RNNCell(3, 4, nonlinearity=nonlinearity)
     theirs = torch.nn.RNNCell(3, 4, nonlinearity=nonlinearity)
     copy_into_torch(ours, theirs)
-    x, tx = leaf(randn(2, 3))
-    h, th = leaf(randn(2, 4))
+    x, tx = leaf(randn(rng, 2, 3))
+    h, th = leaf(randn(rng, 2, 4))
     y, ty = ours(x, h), theirs(tx, th)
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad)
     close(h.grad, th.grad)
     compare_parameter_grads(ours, theirs)
@@ -114,16 +117,17 @@ def test_rnn_cell(nonlinearity):
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_rnn_two_layers_with_h0(batch_first):
+def test_rnn_two_layers_with_h0(batch_first, rng):
+    tl.manual_seed(0)
     ours = nn.RNN(3, 5, num_layers=2, batch_first=batch_first)
     theirs = torch.nn.RNN(3, 5, num_layers=2, batch_first=batch_first)
     copy_into_torch(ours, theirs)
-    x, tx = leaf(randn(2, 6, 3) if batch_first else randn(6, 2, 3))
-    h0, th0 = leaf(randn(2, 2, 5))
+    x, tx = leaf(randn(rng, 2, 6, 3) if batch_first else randn(rng, 6, 2, 3))
+    h0, th0 = leaf(randn(rng, 2, 2, 5))
     (y, h), (ty, th) = ours(x, h0), theirs(tx, th0)
     close(y, ty)
     close(h, th)
-    g, gh = randn(*y.shape), randn(*h.shape)
+    g, gh = randn(rng, *y.shape), randn(rng, *h.shape)
     (y * Tensor(g)).sum().backward()
     (h * Tensor(gh)).sum().backward()
     ((ty * torch.from_numpy(g)).sum() + (th * torch.from_numpy(gh)).sum()).backward()
@@ -132,22 +136,24 @@ def test_rnn_two_layers_with_h0(batch_first):
     compare_parameter_grads(ours, theirs)
 
 
-def test_rnn_unbatched_relu_no_bias():
+def test_rnn_unbatched_relu_no_bias(rng):
+    tl.manual_seed(0)
     ours = nn.RNN(3, 4, nonlinearity="relu", bias=False)
     theirs = torch.nn.RNN(3, 4, nonlinearity="relu", bias=False)
     copy_into_torch(ours, theirs)
-    x = randn(5, 3)
+    x = randn(rng, 5, 3)
     (y, h), (ty, th) = ours(Tensor(x)), theirs(torch.from_numpy(x))
     close(y, ty)
     close(h, th)
 
 
-def test_layer_norm_rnn_against_torch_written_out():
+def test_layer_norm_rnn_against_torch_written_out(rng):
+    tl.manual_seed(0)
     ours = nn.RNN(3, 4, layer_norm=True)
-    ours.layer_norm_l0.weight.data[...] = 1 + 0.2 * randn(4)
-    ours.layer_norm_l0.bias.data[...] = randn(4)
+    ours.layer_norm_l0.weight.data[...] = 1 + 0.2 * randn(rng, 4)
+    ours.layer_norm_l0.bias.data[...] = randn(rng, 4)
     params = {name: torch.tensor(value, requires_grad=True) for name, value in ours.state_dict().items()}
-    x, tx = leaf(randn(6, 2, 3))
+    x, tx = leaf(randn(rng, 6, 2, 3))
     h = torch.zeros(2, 4)
     outputs = []
     for t in range(6):
@@ -158,13 +164,14 @@ def test_layer_norm_rnn_against_torch_written_out():
     ty = torch.stack(outputs)
     y, _ = ours(x)
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad)
     for name, param in ours.named_parameters():
         close(param.grad, params[name].grad, atol=1e-5)
 
 
-def test_vanilla_rnn_state_dict_round_trips_through_torch():
+def test_vanilla_rnn_state_dict_round_trips_through_torch(rng):
+    tl.manual_seed(0)
     ours = nn.RNN(3, 4, num_layers=2)
     theirs = torch.nn.RNN(3, 4, num_layers=2)
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -173,19 +180,19 @@ def test_vanilla_rnn_state_dict_round_trips_through_torch():
     back.load_state_dict({name: value.numpy() for name, value in theirs.state_dict().items()})
     for name, value in ours.state_dict().items():
         np.testing.assert_array_equal(back.state_dict()[name], value)
-    x = randn(4, 1, 3)
+    x = randn(rng, 4, 1, 3)
     close(back(Tensor(x))[0], theirs(torch.from_numpy(x))[0])
     back.load_state_dict(theirs.state_dict())  # torch tensors load directly too
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_cross_entropy(reduction):
-    weight = np.abs(randn(5)) + 0.1
+def test_cross_entropy(reduction, rng):
+    weight = np.abs(randn(rng, 5)) + 0.1
     cases = [
-        (randn(6, 5), np.array([0, 4, -100, 2, 2, 1]), None),
-        (randn(6, 5), np.array([0, 4, 3, 2, 2, 1]), weight),
-        (randn(2, 5, 3), np.array([[0, 4, 1], [-100, 2, 2]]), weight),
-        (randn(5), np.array(3), None),
+        (randn(rng, 6, 5), np.array([0, 4, -100, 2, 2, 1]), None),
+        (randn(rng, 6, 5), np.array([0, 4, 3, 2, 2, 1]), weight),
+        (randn(rng, 2, 5, 3), np.array([[0, 4, 1], [-100, 2, 2]]), weight),
+        (randn(rng, 5), np.array(3), None),
     ]
     for logits, target, w in cases:
         x, tx = leaf(logits)
@@ -193,24 +200,24 @@ def test_cross_entropy(reduction):
         ty = TF.cross_entropy(tx, torch.from_numpy(target), weight=None if w is None else torch.from_numpy(w),
                               reduction=reduction)
         close(y, ty)
-        backward_both(y, ty)
+        backward_both(y, ty, rng)
         close(x.grad, tx.grad)
 
 
-def test_nll_loss_on_log_probabilities():
-    logits = randn(2, 4, 3)
+def test_nll_loss_on_log_probabilities(rng):
+    logits = randn(rng, 2, 4, 3)
     target = np.array([[0, 3, -100], [1, 1, 2]])
-    weight = np.abs(randn(4)) + 0.1
+    weight = np.abs(randn(rng, 4)) + 0.1
     x, tx = leaf(logits)
     y = F.nll_loss(F.log_softmax(x, dim=1), target, weight=weight)
     ty = TF.nll_loss(TF.log_softmax(tx, dim=1), torch.from_numpy(target), weight=torch.from_numpy(weight))
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad)
 
 
-def test_cross_entropy_all_ignored_and_errors_agree():
-    x, tx = leaf(randn(3, 4))
+def test_cross_entropy_all_ignored_and_errors_agree(rng):
+    x, tx = leaf(randn(rng, 3, 4))
     target = np.full(3, -100)
     y, ty = F.cross_entropy(x, target), TF.cross_entropy(tx, torch.from_numpy(target))
     assert np.isnan(y.item()) and torch.isnan(ty)
@@ -224,16 +231,16 @@ def test_cross_entropy_all_ignored_and_errors_agree():
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
-def test_softmax_family(name):
-    x, tx = leaf(randn(3, 4, 5) * 10)
+def test_softmax_family(name, rng):
+    x, tx = leaf(randn(rng, 3, 4, 5) * 10)
     y, ty = getattr(F, name)(x, dim=1), getattr(TF, name)(tx, dim=1)
     close(y, ty)
-    backward_both(y, ty)
+    backward_both(y, ty, rng)
     close(x.grad, tx.grad)
 
 
-def test_clip_grad_norm():
-    grads = [randn(3, 4) * 5, randn(7) * 5]
+def test_clip_grad_norm(rng):
+    grads = [randn(rng, 3, 4) * 5, randn(rng, 7) * 5]
     ours = [nn.Parameter(np.zeros(g.shape, np.float32)) for g in grads]
     theirs = [torch.zeros(g.shape, requires_grad=True) for g in grads]
     for p, tp, g in zip(ours, theirs, grads):
@@ -254,20 +261,20 @@ def test_clip_grad_norm():
     ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.01, "amsgrad": True}),
 ])
-def test_optimizer_steps(name, options):
-    start = randn(3, 4)
+def test_optimizer_steps(name, options, rng):
+    start = randn(rng, 3, 4)
     ours, theirs = nn.Parameter(start), torch.tensor(start, requires_grad=True)
     our_optimizer = getattr(optim, name)([ours], **options)
     their_optimizer = getattr(torch.optim, name)([theirs], **options)
     for _ in range(5):
-        g = randn(3, 4)
+        g = randn(rng, 3, 4)
         ours.grad, theirs.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
         our_optimizer.step()
         their_optimizer.step()
     close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_training_a_small_lm_tracks_torch():
+def test_training_a_small_lm_tracks_torch(rng):
     """Embedding -> LN-free RNN -> Linear -> cross_entropy, three Adam steps, same trajectory."""
     tl.manual_seed(0)
     embed, rnn, head = nn.Embedding(7, 4), nn.RNN(4, 6, batch_first=True), nn.Linear(6, 7)
@@ -278,7 +285,7 @@ def test_training_a_small_lm_tracks_torch():
     t_modules = torch.nn.ModuleList([t_embed, t_rnn, t_head])
     our_optimizer = optim.Adam(modules.parameters(), lr=0.01)
     their_optimizer = torch.optim.Adam(t_modules.parameters(), lr=0.01)
-    tokens = RNG.integers(0, 7, size=(3, 9))
+    tokens = rng.integers(0, 7, size=(3, 9))
     inputs, targets = tokens[:, :-1], tokens[:, 1:].reshape(-1)
     for _ in range(3):
         logits = head(rnn(embed(inputs))[0])

@@ -1,4 +1,4 @@
-"""Every op's value against a numpy reference (float32 and float64) and its gradient against gradcheck.
+"""ops.py: every op's value against a numpy reference (float32 and float64) and its gradient against gradcheck.
 
 Shapes come from Hypothesis (tests/strategies.py): 0-d tensors, size-1 dims and broadcasting are
 all in the mix. Values are compared with a float64 numpy reference; gradients are checked by
@@ -6,6 +6,8 @@ all in the mix. Values are compared with a float64 numpy reference; gradients ar
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -252,10 +254,10 @@ def test_max_ties_named_case():
     np.testing.assert_allclose(t.grad.data, [[0, 1, 0], [1, 0, 0]])
 
 
-def test_sum_of_an_integer_tensor_stays_integer():
-    out = Tensor([[1, 2], [3, 4]]).sum(dim=0)
-    assert out.dtype == np.int64
-    assert out.tolist() == [4, 6]
+def test_empty_dim_tuple_reduces_every_dim():
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    assert x.sum(dim=()).shape == ()
+    assert x.sum(dim=()).item() == 15.0
 
 
 # ---- shape ops --------------------------------------------------------------------------------
@@ -458,6 +460,38 @@ def test_getitem_of_a_0d_tensor():
     assert x.grad.item() == 1.0
 
 
+# where PyTorch puts the dims of advanced indices: ints select before index arrays (issue 11)
+X = np.arange(24.0).reshape(2, 3, 4)
+
+
+@pytest.mark.parametrize("index, expected_shape, expected", [
+    ((-1, slice(1, None), [0, 3]), (2, 2), [[16.0, 19.0], [20.0, 23.0]]),
+    ((0, slice(None), [1, 2]), (3, 2), [[1.0, 2.0], [5.0, 6.0], [9.0, 10.0]]),
+    (([0, 1], slice(None), 0), (2, 3), [[0.0, 4.0, 8.0], [12.0, 16.0, 20.0]]),
+    ((slice(None), 1, [0, 1]), (2, 2), [[4.0, 5.0], [16.0, 17.0]]),
+    ((None, 0, [0, 1]), (1, 2, 4), [[[0, 1, 2, 3], [4, 5, 6, 7]]]),
+    (([1], Ellipsis, [0]), (1, 3), [[12.0, 16.0, 20.0]]),
+    ((1, [True, False, True], [0, 1]), (2,), [12.0, 21.0]),
+])
+def test_ints_select_before_index_arrays(index, expected_shape, expected):
+    out = Tensor(X)[index]
+    assert out.shape == expected_shape
+    np.testing.assert_array_equal(out.data, expected)
+
+
+def test_indexing_backward_places_the_gradient_where_forward_read():
+    x = Tensor(X.copy(), requires_grad=True)
+    out = x[-1, 1:, [0, 3]]  # [[16, 19], [20, 23]]
+    out.backward(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    expected = np.zeros_like(X)
+    expected[1, 1, 0], expected[1, 1, 3], expected[1, 2, 0], expected[1, 2, 3] = 1.0, 2.0, 3.0, 4.0
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
+def test_a_0d_integer_tensor_index_selects_like_an_int():
+    assert Tensor(X)[Tensor(0), :, [1, 2]].shape == (3, 2)
+
+
 # ---- softmax and log_softmax ------------------------------------------------------------------
 
 
@@ -552,49 +586,6 @@ def test_cat_and_stack_default_dim_and_the_same_tensor_twice():
     np.testing.assert_array_equal(x.grad.data, [[5.0, 5.0]])
 
 
-def test_cat_promotes_mixed_float_dtypes():
-    out = tl.cat([Tensor(np.ones(2, dtype=np.float32)), Tensor(np.ones(3))])
-    assert out.dtype == np.float64 and out.shape == (5,)
-
-
-# ---- comparisons ------------------------------------------------------------------------------
-
-COMPARISONS = {
-    "<": (lambda a, b: a < b, np.less),
-    "<=": (lambda a, b: a <= b, np.less_equal),
-    ">": (lambda a, b: a > b, np.greater),
-    ">=": (lambda a, b: a >= b, np.greater_equal),
-    "==": (lambda a, b: a == b, np.equal),
-    "!=": (lambda a, b: a != b, np.not_equal),
-}
-
-
-@pytest.mark.parametrize("name", COMPARISONS)
-@pytest.mark.parametrize(
-    "operands", ["tensor-tensor", "array-tensor", "tensor-array", "tensor-scalar", "scalar-tensor"]
-)
-def test_comparisons(name, operands):
-    fn, reference = COMPARISONS[name]
-    a = np.array([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]], dtype=np.float32)
-    b = np.array([1.0, 1.0, 0.0], dtype=np.float32)
-    if operands.endswith("scalar"):
-        b = 1.0
-    if operands.startswith("scalar"):
-        a = 1.0
-    left = a if operands.split("-")[0] in ("array", "scalar") else Tensor(a, requires_grad=True)
-    right = b if operands.split("-")[1] in ("array", "scalar") else Tensor(b, requires_grad=True)
-    out = fn(left, right)
-    assert isinstance(out, Tensor)
-    assert out.dtype == np.bool_
-    assert not out.requires_grad and out.grad_fn is None
-    np.testing.assert_array_equal(out.data, reference(a, b))
-
-
-def test_comparison_of_int_and_float():
-    np.testing.assert_array_equal((Tensor([1, 2, 3]) > 1.5).data, [False, True, True])
-    np.testing.assert_array_equal((Tensor([1, 2, 3]) == Tensor([1.0, 2.5, 3.0])).data, [True, False, True])
-
-
 # ---- zero-size tensors (PyTorch handles them; so must we) --------------------------------------
 
 ZERO_SIZE = {
@@ -622,3 +613,93 @@ def test_zero_size_tensors(name):
     for t in inputs:
         assert t.grad is not None and t.grad.shape == t.shape
     assert_gradcheck(fn, *[t.data for t in inputs])
+
+
+def test_matmul_with_an_empty_inner_dim_gives_zeros():
+    a = Tensor(np.zeros((2, 3, 0)), requires_grad=True)
+    b = Tensor(np.zeros((0, 4)), requires_grad=True)
+    out = a @ b
+    np.testing.assert_array_equal(out.data, np.zeros((2, 3, 4)))
+    out.backward(np.ones((2, 3, 4)))
+    assert a.grad.shape == (2, 3, 0) and b.grad.shape == (0, 4)
+
+
+def test_gathering_nothing_from_an_empty_tensor_has_a_gradient():
+    x = Tensor(np.zeros((0, 1)), requires_grad=True)
+    x[np.zeros(0, np.int64)].sum().backward()
+    assert x.grad.shape == (0, 1)
+
+
+def test_an_empty_list_index_gives_an_empty_result():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    out = x[[]]
+    assert out.shape == (0, 3)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, np.zeros((2, 3)))
+    assert x[:, []].shape == (2, 0)
+
+
+# ---- clamp and where ------------------------------------------------------------------------
+
+
+def test_clamp_and_where_gradients():
+    x = Tensor(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]), requires_grad=True)
+    x.clamp(-1.0, 1.0).backward(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    np.testing.assert_array_equal(x.grad.data, [0.0, 2.0, 3.0, 4.0, 0.0])  # the bounds included, as torch
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([[3.0], [4.0]]), requires_grad=True)
+    tl.where(np.array([True, False]), a, b).backward(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    np.testing.assert_array_equal(a.grad.data, [4.0, 0.0])
+    np.testing.assert_array_equal(b.grad.data, [[2.0], [4.0]])
+    with pytest.raises(TypeError, match="where"):
+        tl.where(np.array([1, 0]), a, 0.0)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x.clamp(-0.3, 0.4),
+    lambda x: tl.where(x.data > 0, x * 2, x.exp()),
+    lambda x: x.max(dim=1).values * x.min(dim=0, keepdim=True)[0].sum(),
+    lambda x: x.amin(dim=(0, 1)),
+    lambda x: x[0, :, [1, 2]] * x[-1, 1:, [0, 3]].sum(),
+])
+def test_new_ops_pass_gradcheck(fn):
+    x = np.random.default_rng(1).standard_normal((2, 3, 4))
+    assert tl.gradcheck(fn, [Tensor(x, requires_grad=True)])
+
+
+# ---- inf and NaN, as PyTorch ----------------------------------------------------------------
+
+
+def test_division_by_zero_and_exp_overflow_are_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isinf((Tensor([1.0]) / 0.0).item())
+        assert np.isinf(Tensor([1000.0]).exp().item())
+
+
+def test_abs_and_relu_derivatives_at_nan_match_pytorch():
+    x = Tensor(np.array([np.nan, 1.0, -1.0, 0.0]), requires_grad=True)
+    x.abs().sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, -1.0, 0.0])
+    x.grad = None
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0, 0.0, 0.0])
+
+
+def test_max_at_nan_gives_pytorchs_gradients_without_a_warning():
+    data = np.array([[1.0, np.nan, 3.0], [2.0, 2.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = Tensor(data, requires_grad=True)
+        x.amax(dim=1).sum().backward()  # torch.amax: NaN for the whole slice holding the NaN
+        grad = x.grad.data
+        assert np.isnan(grad[0]).all()
+        np.testing.assert_array_equal(grad[1], [0.5, 0.5, 0.0])
+        x.grad = None
+        x.max().backward()  # torch.max(): the NaN is the maximum and takes the gradient
+        np.testing.assert_array_equal(x.grad.data, [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+        x.grad = None
+        values, indices = x.max(dim=1)
+        np.testing.assert_array_equal(indices.data, [1, 0])
+        values.sum().backward()
+        np.testing.assert_array_equal(x.grad.data, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])

@@ -1,4 +1,4 @@
-"""RNNCell and RNN, vanilla and layer-normalized: values against numpy, gradients, shapes, names."""
+"""nn/rnn.py, RNNCell and RNN, vanilla and layer-normalized: values against numpy, gradients, shapes, names."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from nn_gradcheck import check_parameter_gradients
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
-from tinygrad_ln.backend import fused_ops
-
-RNG = np.random.default_rng(11)
-
-
-def randn(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape)
+from tinygrad_ln.autograd import topological_order
 
 
 def layer_norm_reference(a, gain, bias, eps=1e-5):
@@ -46,12 +40,12 @@ def rnn_reference(model: nn.RNN, x: np.ndarray, h0: np.ndarray):
     return layer_input, np.stack(finals), all_summed
 
 
-def perturb_layer_norms(model: nn.Module) -> None:
+def perturb_layer_norms(model: nn.Module, rng: np.random.Generator) -> None:
     """Move LN gains and biases away from 1 and 0, so that tests see them used."""
     for name, param in model.named_parameters():
         if "layer_norm" in name:
             offset = 1.0 if name.endswith("weight") else 0.0
-            param.data[...] = offset + 0.3 * RNG.standard_normal(param.shape)
+            param.data[...] = offset + 0.3 * rng.standard_normal(param.shape)
 
 
 # ---- RNNCell ------------------------------------------------------------------------------------
@@ -59,10 +53,11 @@ def perturb_layer_norms(model: nn.Module) -> None:
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_cell_matches_the_equations(layer_norm, nonlinearity):
+def test_cell_matches_the_equations(layer_norm, nonlinearity, rng):
+    tl.manual_seed(0)
     cell = nn.RNNCell(3, 5, nonlinearity=nonlinearity, layer_norm=layer_norm).double()
-    perturb_layer_norms(cell)
-    x, h = randn(4, 3), randn(4, 5)
+    perturb_layer_norms(cell, rng)
+    x, h = rng.standard_normal((4, 3)), rng.standard_normal((4, 5))
     a = x @ cell.weight_ih.data.T + cell.bias_ih.data + h @ cell.weight_hh.data.T + cell.bias_hh.data
     if layer_norm:
         a = layer_norm_reference(a, cell.layer_norm.weight.data, cell.layer_norm.bias.data)
@@ -70,9 +65,10 @@ def test_cell_matches_the_equations(layer_norm, nonlinearity):
     np.testing.assert_allclose(cell(Tensor(x), Tensor(h)).data, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_cell_defaults_to_zero_state_and_accepts_unbatched_input():
+def test_cell_defaults_to_zero_state_and_accepts_unbatched_input(rng):
+    tl.manual_seed(0)
     cell = nn.RNNCell(3, 4)
-    x = randn(2, 3).astype(np.float32)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(cell(Tensor(x)).data, cell(Tensor(x), Tensor(np.zeros((2, 4), np.float32))).data)
     single = cell(Tensor(x[0]), Tensor(np.zeros(4, np.float32)))
     assert single.shape == (4,)
@@ -95,10 +91,12 @@ def test_cell_parameters_names_shapes_and_init():
     assert repr(nn.RNNCell(2, 3, nonlinearity="relu")) == "RNNCell(2, 3, nonlinearity='relu')"
 
 
-def test_cell_gradients():
+def test_cell_gradients(rng):
+    tl.manual_seed(0)
     cell = nn.RNNCell(2, 3, layer_norm=True).double()
-    perturb_layer_norms(cell)
-    x, h = Tensor(randn(2, 2), requires_grad=True), Tensor(randn(2, 3), requires_grad=True)
+    perturb_layer_norms(cell, rng)
+    x = Tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    h = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
     assert tl.gradcheck(lambda x, h: cell(x, h), [x, h])
     check_parameter_gradients(cell, lambda: cell(x, h))
 
@@ -117,10 +115,11 @@ def test_cell_errors():
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_rnn_matches_the_equations_over_layers_and_time(layer_norm):
+def test_rnn_matches_the_equations_over_layers_and_time(layer_norm, rng):
+    tl.manual_seed(0)
     model = nn.RNN(3, 4, num_layers=2, layer_norm=layer_norm).double()
-    perturb_layer_norms(model)
-    x, h0 = randn(5, 2, 3), randn(2, 2, 4)
+    perturb_layer_norms(model, rng)
+    x, h0 = rng.standard_normal((5, 2, 3)), rng.standard_normal((2, 2, 4))
     output, h_n, steps = model(Tensor(x), Tensor(h0), return_steps=True)
     expected_output, expected_h_n, expected_summed = rnn_reference(model, x, h0)
     np.testing.assert_allclose(output.data, expected_output, rtol=1e-12, atol=1e-12)
@@ -131,20 +130,22 @@ def test_rnn_matches_the_equations_over_layers_and_time(layer_norm):
     np.testing.assert_array_equal(np.stack([h.data for h in steps.hidden_states[1]]), output.data)
 
 
-def test_rnn_relu_and_no_bias():
+def test_rnn_relu_and_no_bias(rng):
+    tl.manual_seed(0)
     model = nn.RNN(2, 3, nonlinearity="relu", bias=False).double()
     assert [name for name, _ in model.named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
-    x = randn(4, 1, 2)
+    x = rng.standard_normal((4, 1, 2))
     np.testing.assert_allclose(model(Tensor(x))[0].data, rnn_reference(model, x, np.zeros((1, 1, 3)))[0])
 
 
-def test_rnn_shapes_batch_first_h0_and_unbatched():
+def test_rnn_shapes_batch_first_h0_and_unbatched(rng):
+    tl.manual_seed(0)
     model = nn.RNN(3, 4, num_layers=3)
-    x = randn(6, 2, 3).astype(np.float32)  # (L, N, H_in)
+    x = rng.standard_normal((6, 2, 3)).astype(np.float32)  # (L, N, H_in)
     output, h_n = model(Tensor(x))
     assert output.shape == (6, 2, 4) and h_n.shape == (3, 2, 4) and output.dtype == np.float32
     np.testing.assert_array_equal(h_n.data[-1], output.data[-1])
-    h0 = randn(3, 2, 4).astype(np.float32)
+    h0 = rng.standard_normal((3, 2, 4)).astype(np.float32)
     with_h0, _ = model(Tensor(x), Tensor(h0))
     assert not np.allclose(with_h0.data, output.data)
 
@@ -160,9 +161,10 @@ def test_rnn_shapes_batch_first_h0_and_unbatched():
     assert model(Tensor(x[:, 0]))[0].shape == (6, 4)
 
 
-def test_rnn_accepts_hx_as_pytorch_names_it():
+def test_rnn_accepts_hx_as_pytorch_names_it(rng):
     model = nn.RNN(2, 3)
-    x, h0 = Tensor(randn(4, 1, 2).astype(np.float32)), Tensor(randn(1, 1, 3).astype(np.float32))
+    x = Tensor(rng.standard_normal((4, 1, 2)).astype(np.float32))
+    h0 = Tensor(rng.standard_normal((1, 1, 3)).astype(np.float32))
     np.testing.assert_array_equal(model(x, hx=h0)[0].data, model(x, h0)[0].data)
 
 
@@ -191,17 +193,20 @@ def test_rnn_init_is_seeded():
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_rnn_gradients(layer_norm):
+def test_rnn_gradients(layer_norm, rng):
+    tl.manual_seed(0)
     model = nn.RNN(2, 3, num_layers=2, layer_norm=layer_norm).double()
-    perturb_layer_norms(model)
-    x, h0 = Tensor(randn(3, 2, 2), requires_grad=True), Tensor(randn(2, 2, 3), requires_grad=True)
+    perturb_layer_norms(model, rng)
+    x = Tensor(rng.standard_normal((3, 2, 2)), requires_grad=True)
+    h0 = Tensor(rng.standard_normal((2, 2, 3)), requires_grad=True)
     assert tl.gradcheck(lambda x, h0: model(x, h0), [x, h0])
     check_parameter_gradients(model, lambda: model(x, h0))
 
 
-def test_hidden_state_gradients_through_time_can_be_read_with_retain_grad():
+def test_hidden_state_gradients_through_time_can_be_read_with_retain_grad(rng):
+    tl.manual_seed(0)
     model = nn.RNN(2, 3).double()
-    x = Tensor(randn(4, 1, 2))
+    x = Tensor(rng.standard_normal((4, 1, 2)))
     output, _, steps = model(x, return_steps=True)
     hidden = steps.hidden_states[0]
     for h in hidden:
@@ -218,10 +223,10 @@ def test_hidden_state_gradients_through_time_can_be_read_with_retain_grad():
 # ---- RNN: dropout between layers and the paper's invariance ---------------------------------------
 
 
-def test_inter_layer_dropout_acts_only_in_training_and_not_after_the_last_layer():
+def test_inter_layer_dropout_acts_only_in_training_and_not_after_the_last_layer(rng):
     tl.manual_seed(0)
     model = nn.RNN(3, 4, num_layers=2, dropout=1.0)  # p = 1: layer 2 sees only zeros while training
-    x = Tensor(randn(5, 2, 3).astype(np.float32))
+    x = Tensor(rng.standard_normal((5, 2, 3)).astype(np.float32))
     train_out, train_h = model(x)
     blind = nn.RNN(3, 4, num_layers=2)
     blind.load_state_dict(model.state_dict())
@@ -235,13 +240,14 @@ def test_inter_layer_dropout_acts_only_in_training_and_not_after_the_last_layer(
     np.testing.assert_array_equal(single(x)[0].data, single.eval()(x)[0].data)
 
 
-def test_layer_norm_rnn_is_invariant_to_rescaling_its_weights():
+def test_layer_norm_rnn_is_invariant_to_rescaling_its_weights(rng):
     """Table 1 / section 3.1 of the paper: LN(a) does not change when all summed inputs are scaled."""
+    tl.manual_seed(0)
     for layer_norm, should_match in ((True, True), (False, False)):
         model = nn.RNN(3, 5, bias=False, layer_norm=layer_norm).double()
         if layer_norm:
             model.layer_norm_l0.eps = 1e-12  # the invariance is exact without eps
-        x = Tensor(randn(6, 2, 3))
+        x = Tensor(rng.standard_normal((6, 2, 3)))
         base = model(x)[0].data
         for p in model.parameters(recurse=False):
             p.data *= 4.0
@@ -270,42 +276,30 @@ def test_rnn_errors():
         model(Tensor(np.zeros((0, 1, 2))))
 
 
-# ---- the fused recurrence ops against the step-by-step graph -------------------------------------
-
-
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
-def test_fused_rnn_recurrence_gradcheck(nonlinearity):
-    tensors = [Tensor(randn(*shape), requires_grad=True) for shape in ((5, 3, 4), (3, 4), (4, 4))]
-    assert tl.gradcheck(
-        lambda p, h0, w: fused_ops.RNNRecurrence.apply(p, h0, w, nonlinearity=nonlinearity), tensors
-    )
-
-
-def test_fused_layer_norm_rnn_recurrence_gradcheck():
-    shapes = ((5, 3, 4), (3, 4), (4, 4), (4,), (4,))
-    tensors = [Tensor(randn(*shape), requires_grad=True) for shape in shapes]
-    assert tl.gradcheck(
-        lambda p, h0, w, gain, bias: fused_ops.LayerNormRNNRecurrence.apply(p, h0, w, gain, bias, eps=1e-5), tensors
-    )
+# ---- the fused recurrences against the step-by-step graph (their gradchecks: test_fused_ops.py) ----
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 @pytest.mark.parametrize("num_layers, batch_first", [(1, False), (2, True)])
-def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first):
+def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first, rng):
     tl.manual_seed(3)
     fused = nn.RNN(4, 6, num_layers=num_layers, batch_first=batch_first, layer_norm=layer_norm).double()
     steps = nn.RNN(4, 6, num_layers=num_layers, batch_first=batch_first, layer_norm=layer_norm, fused=False).double()
     steps.load_state_dict(fused.state_dict())
     for p in fused.parameters():  # non-trivial LayerNorm gain and bias
-        p.data += 0.1 * randn(*p.shape)
+        p.data += 0.1 * rng.standard_normal(p.shape)
     steps.load_state_dict(fused.state_dict())
-    x = randn(3, 7, 4) if batch_first else randn(7, 3, 4)
-    h0 = randn(num_layers, 3, 6)
-    upstream_out, upstream_h = randn(*(3, 7, 6) if batch_first else (7, 3, 6)), randn(num_layers, 3, 6)
+    x = rng.standard_normal((3, 7, 4)) if batch_first else rng.standard_normal((7, 3, 4))
+    h0 = rng.standard_normal((num_layers, 3, 6))
+    upstream_out = rng.standard_normal((3, 7, 6) if batch_first else (7, 3, 6))
+    upstream_h = rng.standard_normal((num_layers, 3, 6))
+    recurrence = "layer_norm_rnn_recurrence" if layer_norm else "rnn_recurrence"
     results = []
     for model in (fused, steps):
         xt, h0t = Tensor(x, requires_grad=True), Tensor(h0, requires_grad=True)
         out, h_n = model(xt, h0t)
+        names = {node.name for node in topological_order([out.grad_fn, h_n.grad_fn])}
+        assert (recurrence in names) == (model is fused), f"graph of {'fused' if model is fused else 'steps'}: {names}"
         ((out * Tensor(upstream_out)).sum() + (h_n * Tensor(upstream_h)).sum()).backward()
         grads = {name: p.grad.data for name, p in model.named_parameters()}
         results.append((out.data, h_n.data, xt.grad.data, h0t.grad.data, grads))
@@ -317,10 +311,12 @@ def test_fused_and_step_by_step_rnn_agree(layer_norm, num_layers, batch_first):
         np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_fused_rnn_is_one_node_per_layer_and_keeps_float32():
-    rnn = nn.RNN(4, 5, layer_norm=True)
+@pytest.mark.parametrize("layer_norm, recurrence", [(False, "rnn_recurrence"), (True, "layer_norm_rnn_recurrence")])
+def test_fused_rnn_is_one_node_per_layer_and_keeps_float32(layer_norm, recurrence):
+    rnn = nn.RNN(4, 5, num_layers=2, layer_norm=layer_norm)
     out, h_n = rnn(Tensor(np.ones((6, 2, 4), np.float32)))
     assert out.dtype == np.float32 and h_n.dtype == np.float32
-    assert out.grad_fn.name == "layer_norm_rnn_recurrence"
+    assert out.grad_fn.name == recurrence
+    assert [node.name for node in topological_order(out.grad_fn)].count(recurrence) == 2
     out.sum().backward()
     assert all(p.grad.dtype == np.float32 for p in rnn.parameters())

@@ -581,7 +581,8 @@ class TakeAlongDim(Function):
 
     name = "take_along_dim"
 
-    def forward(self, x, *, indices, dim, keepdim=False):
+    def forward(self, x, *, indices, dim, keepdim=False, called="take_along_dim"):
+        self.name = called  # 'max' or 'min': the name the user called, for grad_fn's repr and draw_graph
         self.dim = normalize_dim(dim, x.ndim, self.name)
         self.indices, self.shape, self.keepdim = indices, x.shape, keepdim
         if x.ndim == 0:

@@ -381,7 +381,7 @@ class Tensor:
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
             raise TypeError(f"{name}: dim must be an int, got {dim!r}; use amax/amin to reduce several dims")
         indices = self.argmax(dim, keepdim=True) if largest else self.argmin(dim, keepdim=True)
-        values = ops.TakeAlongDim.apply(self, indices=indices.data, dim=dim, keepdim=keepdim)
+        values = ops.TakeAlongDim.apply(self, indices=indices.data, dim=dim, keepdim=keepdim, called=name)
         return ValuesIndices(values, indices if keepdim else indices.squeeze(dim))
 
     def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:

@@ -60,11 +60,10 @@ class CellLoop(nn.Module):
         self.head = nn.Linear(hidden, vocab)
 
     def forward(self, chars: Tensor) -> Tensor:
-        h, loss = None, None
+        h, loss = None, 0.0
         for t in range(chars.shape[1] - 1):
             h = self.cell(self.embed(chars[:, t]), h)
-            step_loss = F.cross_entropy(self.head(h), chars[:, t + 1])
-            loss = step_loss if loss is None else loss + step_loss
+            loss = loss + F.cross_entropy(self.head(h), chars[:, t + 1])
         return loss
 
 

@@ -55,19 +55,49 @@ def test_leaf_root_and_several_roots():
 
 
 @pytest.mark.parametrize("options, error, words", [
-    (dict(root="loss"), TypeError, "root must be a Tensor"),
-    (dict(params={"a": 1.0}), TypeError, "params must be a Module or a dict"),
-    (dict(params=3), TypeError, "params must be a Module or a dict"),
-    (dict(rankdir="XY"), ValueError, "rankdir must be"),
-    (dict(max_nodes=0), ValueError, "max_nodes must be at least 1"),
-    (dict(show_grad="yes"), ValueError, "show_grad must be True, False or 'leaf'"),
-    (dict(budget=0), ValueError, "budget must be a positive number"),
+    (dict(root="loss"), TypeError, r"root must be a Tensor, a non-empty list of Tensors or a dict name -> Tensor, "
+                                   r"got 'loss' \(a str\)"),
+    (dict(root=[]), TypeError, "root must be a Tensor"),
+    (dict(params={"a": 1.0}), TypeError, r"params\['a'\] must be a Tensor, got 1.0 \(a float\)"),
+    (dict(params={"x": 3}), TypeError, r"params\['x'\] must be a Tensor, got 3 \(an int\)"),
+    (dict(params=3), TypeError, r"params must be a Module \(your model\) or a dict name -> Tensor, got 3"),
+    (dict(params=nn.Linear), TypeError, "got the class Linear; pass the model itself, not its class"),
+    (dict(params=[("w", 1)]), TypeError, r"params\['w'\] must be a Tensor"),
+    (dict(rankdir="XY"), ValueError, "rankdir must be 'TB', 'LR', 'BT' or 'RL', got 'XY'"),
+    (dict(max_nodes=0), ValueError, "max_nodes must be at least 1, got 0"),
+    (dict(max_nodes=2.5), TypeError, "max_nodes must be a whole number"),
+    (dict(show_grad="yes"), ValueError, "show_grad must be True, False or 'leaf', got 'yes'"),
+    (dict(show_values="no"), TypeError, "show_values must be True or False, got 'no'"),
+    (dict(fold=None), TypeError, "fold must be True or False, got None"),
+    (dict(budget=0), ValueError, "budget must be a positive number of seconds or None, got 0"),
+    (dict(budget="10"), TypeError, r"budget must be a positive number of seconds or None, got '10' \(a str\)"),
+    (dict(budget=float("nan")), ValueError, "budget must be a positive number"),
+    (dict(expand=3), TypeError, "expand must be True, False, a module's dotted name or class name, a class, or a "
+                                "list of them, got 3"),
+    (dict(collapse=[nn.Linear, 3]), TypeError, "collapse must be .* got 3 .* in it"),
+    (dict(expand=True, collapse=True), ValueError, "expand=True and collapse=True contradict each other"),
+    (dict(expand=["typo"]), ValueError, "expand names no module of this graph: 'typo'; its modules are embed"),
+    (dict(collapse="Conv2d"), ValueError, "collapse names no module of this graph: 'Conv2d'"),
+    (dict(expand=[nn.RNN]), ValueError, "expand names no module of this graph: RNN"),
+    (dict(title=3), TypeError, "title must be a str or None, got 3"),
 ])
-def test_bad_options_are_named(options, error, words):
-    a = Tensor.randn(3, requires_grad=True)
-    options = {"root": a.exp(), **options}
-    with pytest.raises(error, match=words):
+def test_bad_options_are_named_in_one_line(options, error, words):
+    model, y = embedding_dropout_linear()
+    options = {"root": y, "params": model, **options}
+    with pytest.raises(error, match=words) as raised:
         draw_graph(options.pop("root"), **options)
+    assert "\n" not in str(raised.value)
+
+
+def test_one_name_is_one_name_and_collapse_takes_true():
+    model, y = embedding_dropout_linear()
+    # a single string is a name, never iterated letter by letter
+    assert Dot(draw_graph(y, params=model, expand="head").source).clusters == ["head (Linear)"]
+    assert Dot(draw_graph(y, params=model, expand=nn.Linear).source).clusters == ["head (Linear)"]
+    closed = Dot(draw_graph(y, params=model, expand=True, collapse=True if False else "head").source)
+    assert closed.titles("module") == ["head"]
+    every = Dot(draw_graph(y, params=model, collapse=True).source)
+    assert every.clusters == [] and every.titles("module") == ["embed", "drop", "head"]
 
 
 def test_number_formats():
@@ -105,7 +135,7 @@ def test_expand_opens_a_module_into_a_labelled_frame(expand):
 def test_expand_all_and_collapse_all():
     model, y = embedding_dropout_linear()
     opened = Dot(draw_graph(y, params=model, expand=True).source)
-    assert opened.clusters == ["embed (Embedding)", "drop (Dropout)", "head (Linear)"]
+    assert opened.clusters == ["embed (Embedding: 7, 4)", "drop (Dropout: p=0.2)", "head (Linear)"]
     assert opened.titles("op") == ["embedding", "dropout", "permute", "matmul", "add"]
     closed = Dot(draw_graph(y, params=model, expand=False, collapse=["head"]).source)
     assert closed.titles("module") == ["embed", "drop", "head"]
@@ -198,15 +228,19 @@ def test_hundred_thousand_op_chain_draws_without_recursion_and_summarises():
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(frame_depth() + 60)  # any recursion over the graph would fail here
     try:
-        graph = draw_graph(y.sum(), max_nodes=100)
+        folded = Dot(draw_graph(y.sum()).source)  # a loop of 100,000 alike steps
+        graph = draw_graph(y.sum(), max_nodes=100, fold=False, budget=None)
     finally:
         sys.setrecursionlimit(limit)
+    assert folded.titles("steps") == ["steps t=1 … 99999"] and len(folded.nodes) == 5
     dot = Dot(graph.source)
     assert len(dot.nodes) == 101 + 1  # 100 kept, one "not drawn", the output
     assert dot.titles("more") == ["99,902 more nodes not drawn"]
+    assert "raise max_nodes= to draw them" in dot.text("more")
     kept = dot.titles("op")
     assert kept[-1] == "sum" and kept.count("mul") == 99  # those nearest the output are kept
     assert "mul ×99,901" not in dot.source and "mul ×99901" in dot.source
+    assert "Only the 100 nodes nearest the output drawn (max_nodes=100); 99,902 more not drawn" in graph.source
 
 
 # ---- rendering ----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ Rendering (``.render()``, ``.pipe()``, Jupyter's inline display) needs the Graph
 program; ``.source`` (the DOT text) does not.
 """
 
-from .dot import GraphvizNotFound
+from .dot import DotTimeout, GraphvizNotFound
 from .draw import draw_graph
 
-__all__ = ["draw_graph", "GraphvizNotFound"]
+__all__ = ["draw_graph", "GraphvizNotFound", "DotTimeout"]

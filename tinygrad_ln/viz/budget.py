@@ -15,6 +15,13 @@ this machine (2 shared cores, graphviz 2.43) over 139 graphs of every shape draw
 with long skip edges), every ``dot -Tsvg`` took at most 0.53 of this estimate; the largest took
 11 s at size 25,000 (estimated 25.1 s). docs/viz.md has the table.
 
+The budget covers the Python side too: ``python_seconds`` is what draw_graph spent so far
+(collecting, folding, planning), plus its own backward pass (about ``GRADIENT_SECONDS`` per op)
+and the labels (about ``LABEL_SECONDS`` per node drawn), both measured on the same machine.
+
+``dot`` itself runs under a timeout derived from the budget (``dot_timeout``): a layout that hangs
+stops with an error instead of blocking forever.
+
 Two settings keep dot's time predictable. Edge counts are ``xlabel``s: a single ``label`` on
 any edge makes dot double every rank (17 s instead of 0.7 s for one 280-node graph). And past
 ``LARGE_POINTS`` the graph caps dot's network-simplex iterations (``nslimit``, ``nslimit1``),
@@ -36,11 +43,17 @@ PER_POINT_SQUARED = 4e-8
 CLUSTER_POINTS = 4  # a frame costs dot about as much as four points
 LARGE_POINTS = 1500
 ITERATION_LIMITS = {"nslimit": "2", "nslimit1": "2"}
+# the Python side: draw_graph's own backward pass per op, and labelling and emitting per node drawn
+GRADIENT_SECONDS = 6e-5
+LABEL_SECONDS = 4e-4
+# dot is stopped after TIMEOUT_FACTOR times the larger of its estimate and the budget, plus TIMEOUT_SLACK seconds
+TIMEOUT_FACTOR = 3.0
+TIMEOUT_SLACK = 10.0
 
 
 @dataclass(frozen=True)
 class LayoutCost:
-    """The size of a drawing as dot sees it, and the seconds its layout is estimated to take."""
+    """The size of a drawing as dot sees it, and the seconds drawing it is estimated to take."""
 
     nodes: int
     edges: int
@@ -48,23 +61,48 @@ class LayoutCost:
     long_edges: int  # the sum over edges of (ranks spanned) squared: the cost of routing them
     clusters: int
     depth: int  # frames inside frames
+    spent: float = 0.0  # seconds draw_graph had spent when this was estimated
+    ops: int = 0  # ops its backward pass walks (0 without gradients)
 
     @property
     def size(self) -> int:
         return self.nodes + self.edges + self.points + CLUSTER_POINTS * self.clusters
 
     @property
-    def seconds(self) -> float:
+    def dot_seconds(self) -> float:
         """Estimated layout time with ``graph_attributes`` applied (an upper bound on the graphs measured)."""
         return STARTUP + PER_POINT * self.size + PER_POINT_SQUARED * self.size ** 2
+
+    @property
+    def python_seconds(self) -> float:
+        """draw_graph's own time: spent so far, its backward pass, the labels."""
+        return self.spent + GRADIENT_SECONDS * self.ops + LABEL_SECONDS * self.nodes
+
+    @property
+    def seconds(self) -> float:
+        """The whole picture: draw_graph in Python, then dot."""
+        return self.python_seconds + self.dot_seconds
+
+    def fits(self, budget: float) -> bool:
+        """True if what a smaller drawing can save (dot and labels) fits in what the budget leaves
+        after the fixed part (time spent, the backward pass), or in half the budget if that is more."""
+        fixed = self.spent + GRADIENT_SECONDS * self.ops
+        return self.dot_seconds + LABEL_SECONDS * self.nodes <= max(budget - fixed, budget / 2)
 
     def graph_attributes(self) -> dict[str, str]:
         """dot attributes for this drawing: iteration limits when it is large."""
         return dict(ITERATION_LIMITS) if self.size > LARGE_POINTS else {}
 
 
-def layout_cost(drawing: Any) -> LayoutCost:
-    """Count what dot will lay out: the drawn items, the outputs, the edges and their ranks."""
+def dot_timeout(cost: LayoutCost, budget: float | None) -> float:
+    """Seconds after which rendering stops dot: far beyond its estimate (dot took at most 0.53 of
+    it on every graph measured) and beyond the budget, so that only a hang reaches it."""
+    return TIMEOUT_FACTOR * max(cost.dot_seconds, budget or 0.0) + TIMEOUT_SLACK
+
+
+def layout_cost(drawing: Any, spent: float = 0.0, options: Any = None) -> LayoutCost:
+    """Count what dot will lay out: the drawn items, the outputs, the edges and their ranks; and
+    what draw_graph does in Python (``spent`` so far, and its backward pass if ``options`` ask)."""
     names = list(drawing.visible) + [("output", k) for k in range(len(drawing.graph.roots))]
     edges = [(a, b) for a, b in drawing.edges]
     for k, root in enumerate(drawing.graph.roots):
@@ -80,7 +118,8 @@ def layout_cost(drawing: Any) -> LayoutCost:
             c, d = drawing.clusters[c].parent, d + 1
         depth = max(depth, d)
     points, long_edges = skipped_ranks(names, edges)
-    return LayoutCost(len(names), len(edges) + len(drawing.loops), points, long_edges, len(used), depth)
+    ops = len(drawing.graph.ops) if options is None or options.show_grad is True else 0
+    return LayoutCost(len(names), len(edges) + len(drawing.loops), points, long_edges, len(used), depth, spent, ops)
 
 
 def skipped_ranks(nodes: list[Any], edges: list[tuple[Any, Any]]) -> tuple[int, int]:

@@ -18,7 +18,8 @@ from typing import Any
 from _common import THREADS, emit, load_torch, ratio_fields, time_interleaved  # isort: skip  (before numpy)
 import numpy as np
 
-from tinygrad_ln import Tensor, kernels
+from tinygrad_ln import Tensor
+from tinygrad_ln.backend import kernels
 from tinygrad_ln.nn import functional as F
 
 # (vocab, dim, index shape, calls per timing sample, unit)

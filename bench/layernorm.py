@@ -61,7 +61,8 @@ def make_data(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def ours_candidates(rows: int, cols: int) -> dict[str, Any]:
-    from tinygrad_ln import Tensor, kernels, nn
+    from tinygrad_ln import Tensor, nn
+    from tinygrad_ln.backend import kernels
 
     x_np, g_np = make_data(rows, cols)
     layer = nn.LayerNorm(cols)

@@ -153,9 +153,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="print N generated characters from each trained model (0: none)")
     output.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs trained in parallel processes")
-    output.add_argument("--threads", type=int, default=0,
-                        help="BLAS threads for the model's matrix products in each training process (0: tinygrad_ln's "
-                             "default, one thread for products as small as these; see tinygrad_ln/threads.py)")
+    output.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads for the matrix products in each training process (tl.set_num_threads); "
+                             "one is fastest for products as small as these, see tinygrad_ln/backend/threads.py")
     args = parser.parse_args(argv)
     for name in ("steps", "seq_len", "batch", "log_every", "jobs", "embed", "hidden", "layers"):
         value = getattr(args, name)
@@ -666,7 +666,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         os.makedirs(args.out, exist_ok=True)
         write_run_file(args, argv)
     clips = ", ".join("none" if clip is None else f"{clip:g}" for clip in args.clip)
-    threads = f"{args.threads} BLAS thread(s)" if args.threads else "one BLAS thread (the default for small products)"
+    threads = f"{args.threads} BLAS thread(s)"
     print(f"{len(specs)} runs of {args.steps} steps (embed {args.embed}, H={args.hidden}, {args.layers} layer(s), "
           f"dropout {args.dropout}, T={args.seq_len}, batch {args.batch}, Adam lr {args.lr} {args.schedule}, "
           f"clip {clips}{', primitive ops' if args.no_fused else ''}), {min(args.jobs, len(specs))} at a time, "
@@ -682,7 +682,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     both_models = {run["model"] for run in runs} == set(MODELS)
     claims = claims_by_clip(runs) if both_models and not interrupted else None
     config = {key: value for key, value in vars(args).items() if key not in ("resume", "jobs")}
-    config.update({"train_fraction": TRAIN_FRACTION, "blas_threads": args.threads or "default: 1 for small products",
+    config.update({"train_fraction": TRAIN_FRACTION, "blas_threads": args.threads,
                    "probe": {"sequences": data.probe[0].shape[1], "length": data.probe[0].shape[0]},
                    "smoothing": SMOOTHING, "layernorm": "h_t = tanh(LN(a_t)), gain 1, bias 0, eps 1e-5; "
                    "a_t keeps both biases", "baselines": data.baselines})

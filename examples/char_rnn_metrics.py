@@ -100,7 +100,7 @@ def top_layer_states(model: CharRNN, inputs: np.ndarray) -> tuple[Tensor, np.nda
         x = model.embedding(chars)
         output, _ = model.rnn(x)
         logits = model.head(output)
-        # tinygrad_ln's products, not numpy's: they run on the library's BLAS threads (tinygrad_ln/threads.py)
+        # tinygrad_ln's products, as in training
         rnn = model.rnn
         previous = tl.cat([output[:1] * 0, output[:-1]])  # h_{t-1}; before step 0, h0 = 0
         summed = x @ rnn.weight_ih_l0.T + previous @ rnn.weight_hh_l0.T

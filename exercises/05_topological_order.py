@@ -12,8 +12,11 @@ its checks walks the nodes in your order.
 from tinygrad_ln.autograd import Function
 
 
-def topological_order(root: Function) -> list[Function]:
-    """Every node reachable from ``root``, once each, each before the nodes of its inputs.
+def topological_order(roots: list[Function]) -> list[Function]:
+    """Every node reachable from the nodes ``roots``, once each, each before the nodes of its inputs.
+
+    (``backward`` passes one root, the loss's node: ``[loss.grad_fn]``; the library's version also
+    takes several, for ``tl.autograd.grad`` and ``draw_graph``.)
 
     A node is a ``Function`` (an op after it ran): ``node.inputs`` is the tuple of tensors it was
     applied to, and ``tensor.grad_fn`` is the node that made a tensor (None for a leaf, such as a
@@ -21,7 +24,7 @@ def topological_order(root: Function) -> list[Function]:
     ``[t.grad_fn for t in node.inputs if t.grad_fn is not None]``; a node may appear there twice
     (``b + b``) and be reached along several paths (a diamond: b used by two ops that meet again).
 
-    Return a list that starts with ``root`` and in which every node comes before the nodes of its
+    Return a list that starts with the root and in which every node comes before the nodes of its
     inputs. It must handle a chain of 5,000 ops: Python's recursion limit is 1,000, so walk the
     graph with a list used as a stack, not with a recursive function.
 

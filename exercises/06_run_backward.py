@@ -14,26 +14,24 @@ import numpy as np
 from tinygrad_ln import Tensor, autograd  # noqa: F401  (you will call autograd.topological_order)
 
 
-def run_backward(root: Tensor, grad: np.ndarray) -> None:
-    """Backpropagate ``grad`` = dL/d root through the graph that produced the tensor ``root``.
+def run_backward(roots: list[Tensor], grads: list[np.ndarray], visit=None) -> dict:
+    """Backpropagate ``grads`` (dL/d each root) through the graph that produced the tensors ``roots``.
 
-    ``root`` is a Tensor with a node, ``root.grad_fn``; ``grad`` is an array of root's shape.
-    Nothing is returned: each leaf tensor that requires grad gets its gradient added to ``.grad``.
-    The steps:
-      1. Order the nodes: ``autograd.topological_order(root.grad_fn)`` (the library's, so this task
-         does not depend on task 5).
-      2. Keep a dict node -> the gradient of that node's output, starting with {root.grad_fn: grad}.
-      3. For each node in order, call ``node.backward(g)`` with its gradient g. It returns one
-         gradient per tensor in ``node.inputs`` (a tuple; a one-input op may return a bare array),
-         None for an input that needs none.
-      4. Send each input gradient on, skipping None and inputs with ``requires_grad`` False:
-           * a leaf (``tensor.grad_fn is None``): call ``tensor._accumulate_grad(input_grad)``, which
-             adds it into ``tensor.grad`` (creating it the first time), so that calling backward
-             twice, or using a leaf twice, adds up;
-           * otherwise the tensor came from the node ``tensor.grad_fn``: record ``input_grad`` as
-             that node's gradient in the dict, and if it already has one, add the two.
-    The library's ``run_backward`` does a few more things (``retain_grad``, safety checks) that the
-    grader does not test.
+    Returns a dict {leaf tensor: dL/d leaf} for every leaf that requires grad; ``Tensor.backward``
+    then adds each one into the leaf's ``.grad``. The steps:
+      1. Order the nodes: ``autograd.topological_order([root.grad_fn for root in roots])`` (the
+         library's, so this task does not depend on task 5).
+      2. Keep a dict node -> the gradient of that node's output, starting with each root's node and
+         its gradient (add them up if two roots share a node).
+      3. For each node in order, take its gradient g out of the dict, call ``visit(node, g)`` if
+         ``visit`` is not None, then ``node.backward(g)``. It returns one gradient per tensor in
+         ``node.inputs`` (a tuple; a one-input op may return a bare array), None for an input that
+         needs none.
+      4. Send each input gradient on, skipping None and inputs with ``requires_grad`` False: the
+         key is the node ``tensor.grad_fn``, or for a leaf (``grad_fn`` None) the tensor itself. If
+         the key already has a gradient, add the two.
+      5. When every node is done, what is left in the dict are the leaves: return it.
+    The library's ``run_backward`` also calls the safety checks (checks.py) that the grader does not test.
 
     The library's answer: ``run_backward`` in tinygrad_ln/autograd.py.
     """

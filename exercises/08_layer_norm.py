@@ -7,10 +7,10 @@ nine primitive ops; the fused op does it in one step, whose formula you derive h
 along three paths: directly, through the mean, and through the variance; dx needs all three.
 
 Read first: ``F.layer_norm`` and ``_layer_norm_composed`` in tinygrad_ln/nn/functional.py (the
-primitive graph), ``LayerNorm`` in tinygrad_ln/layer_ops.py (the formula, in the comment above its
+primitive graph), ``LayerNorm`` in tinygrad_ln/fused_ops.py (the formula, in the comment above its
 backward), and the LayerNorm derivation in docs/autograd.md.
 
-The grader puts your function inside ``layer_ops.LayerNorm.backward``, so every fused
+The grader puts your function inside ``fused_ops.LayerNorm.backward``, so every fused
 ``F.layer_norm`` and ``nn.LayerNorm`` in its checks runs your code; it compares the gradients with
 the engine's, computed through the primitive graph.
 """
@@ -29,7 +29,7 @@ def layer_norm_backward(
     Return dx (N, D), dweight (D,) and dbias (D,); weight and bias are shared by every row, so
     their gradients add up over the rows.
 
-    The library's answer: ``LayerNorm.backward`` in tinygrad_ln/layer_ops.py (the formula is its
+    The library's answer: ``LayerNorm.backward`` in tinygrad_ln/fused_ops.py (the formula is its
     comment; the code calls the Numba kernel ``layer_norm_backward`` in tinygrad_ln/kernels.py).
     """
     raise NotImplementedError("layer_norm_backward")

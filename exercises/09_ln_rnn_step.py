@@ -9,9 +9,9 @@ of two contributions. Then it goes back through tanh and LN to a_t. gain and bia
 every step, so their gradients add up over time.
 
 Read first: docs/layernorm-rnn.md (the backward pass traced node by node with ``tl.fused(False)``),
-``LayerNormRNNRecurrence`` in tinygrad_ln/layer_ops.py, and your answer to task 8.
+``LayerNormRNNRecurrence`` in tinygrad_ln/fused_ops.py, and your answer to task 8.
 
-The grader puts your function inside ``layer_ops.LayerNormRNNRecurrence.backward``: its loop over t
+The grader puts your function inside ``fused_ops.LayerNormRNNRecurrence.backward``: its loop over t
 calls your function once per step, passes dh_from_next = da_{t+1} W_hh, and sums your dgain and dbias
 over the steps. It compares every gradient of an ``nn.RNN(..., layer_norm=True)`` with the engine's,
 computed through the primitive graph (``tl.fused(False)``), and with finite differences.
@@ -41,7 +41,7 @@ def ln_rnn_step_backward(
     over the steps).
 
     The library's answer: the comment above ``LayerNormRNNRecurrence.backward`` in
-    tinygrad_ln/layer_ops.py, and the Numba kernel ``layer_norm_tanh_backward`` in
+    tinygrad_ln/fused_ops.py, and the Numba kernel ``layer_norm_tanh_backward`` in
     tinygrad_ln/kernels.py that computes exactly this step.
     """
     raise NotImplementedError("ln_rnn_step_backward")

@@ -24,7 +24,8 @@ import numpy as np
 
 import tinygrad_ln as tl
 from exercises import reference
-from tinygrad_ln import Tensor, autograd, layer_ops, nn, ops
+from tinygrad_ln import Tensor, autograd, nn, ops
+from tinygrad_ln.backend import fused_ops
 from tinygrad_ln.nn import functional as F
 
 
@@ -339,10 +340,10 @@ def check_topological_order(solution: Any) -> None:
     x, y = random_arrays([(3,), (3,)], seed=18)
     for what, build in GRAPHS.items():
         root = build(Tensor(x, requires_grad=True), Tensor(y, requires_grad=True)).grad_fn
-        expect_topological(what, solution.topological_order(root), root)
+        expect_topological(what, solution.topological_order([root]), root)
     root = _chain(Tensor(x, requires_grad=True)).grad_fn
     try:
-        order = solution.topological_order(root)
+        order = solution.topological_order([root])
     except RecursionError:
         raise Failed("a chain of 5,000 ops: RecursionError", "Python stops recursion at 1,000 calls: keep the nodes "
                      "still to visit in a list (a stack).") from None
@@ -367,8 +368,8 @@ def check_run_backward(solution: Any) -> None:
     expect_engine_agrees("3 * x", lambda x, y: 3 * x, [x, y], swap,
                          "call node.backward(g) for each node in order and pass each input's gradient on.")
     expect_engine_agrees("x * x, a leaf used twice", lambda x, y: x * x, [x, y], swap,
-                         "for a leaf call tensor._accumulate_grad(g): it adds g into .grad, where setting .grad would "
-                         "keep only the last gradient.")
+                         "a leaf is a key of the dict too (the tensor itself): add each gradient that reaches it "
+                         "to what it already has, never overwrite it.")
     expect_engine_agrees("b * b with b = x.exp()", lambda x, y: (lambda b: b * b)(x.exp()), [x, y], swap, reused)
     for what in ("b + b with b = x.exp()", "a diamond, b = x * y, b.exp() * b.tanh()",
                  "a short and a long path, b = x.exp(), b * b.tanh().exp()", "a random graph of 40 ops"):
@@ -377,7 +378,7 @@ def check_run_backward(solution: Any) -> None:
     expect_engine_agrees("a linear layer, (x @ w.T).tanh()", lambda x, w: (x @ w.T).tanh(), [x, w], swap,
                          "a node's backward may return None for an input that needs no gradient: skip it.")
 
-    # twice through one graph: leaves add the second gradient to the first (_accumulate_grad does)
+    # twice through one graph: leaves add the second gradient to the first (Tensor.backward does)
     with swap():
         leaf, constant = Tensor(x.copy(), requires_grad=True), Tensor(y.copy())
         loss = (leaf * constant).tanh().sum()
@@ -388,8 +389,7 @@ def check_run_backward(solution: Any) -> None:
             raise Failed("(x * c).tanh().sum() with c a constant: c got a .grad",
                          "skip inputs whose requires_grad is False.")
         expect_array("(x * c).tanh().sum(), backward called twice: x.grad", leaf.grad.data, 2 * once,
-                     "for a leaf call tensor._accumulate_grad(g): it adds g into .grad, where setting .grad would "
-                     "keep only the last gradient.")
+                     "return the leaves' gradients, keyed by the leaf tensor; do not write .grad yourself.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,13 +436,13 @@ def row_statistics(x: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, np.nda
 
 
 def layer_norm_in_engine(solution: Any) -> contextlib.AbstractContextManager:
-    def layer_norm_backward(node, g):  # what layer_ops.LayerNorm.backward becomes
+    def layer_norm_backward(node, g):  # what fused_ops.LayerNorm.backward becomes
         rows, weight, mean, rstd = node.saved_tensors  # x as (N, D) rows, the weight flattened to (D,)
         dx, dweight, dbias = solution.layer_norm_backward(g.reshape(rows.shape), rows, weight, mean, rstd)
         return (np.reshape(dx, node.x_shape).astype(rows.dtype), np.reshape(dweight, node.weight_shape),
                 np.reshape(dbias, node.weight_shape))
 
-    return swapped((layer_ops.LayerNorm, "backward", layer_norm_backward))
+    return swapped((fused_ops.LayerNorm, "backward", layer_norm_backward))
 
 
 def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor, normalized_shape: tuple, fused: bool) -> Tensor:
@@ -486,7 +486,7 @@ def check_layer_norm(solution: Any) -> None:
 
 
 def ln_rnn_in_engine(solution: Any) -> contextlib.AbstractContextManager:
-    def recurrence_backward(node, g):  # what layer_ops.LayerNormRNNRecurrence.backward becomes
+    def recurrence_backward(node, g):  # what fused_ops.LayerNormRNNRecurrence.backward becomes
         summed, hidden, h0, weight, gain, means, rstds = node.saved_tensors  # a_t and h_t of every step: (L, N, H)
         length, batch, size = hidden.shape
         weight = weight.astype(hidden.dtype, copy=False)
@@ -500,14 +500,14 @@ def ln_rnn_in_engine(solution: Any) -> contextlib.AbstractContextManager:
             d_gain += dgain  # gain and bias are shared by every step: their gradients add up
             d_bias += dbias
             dh_next = da @ weight  # a_t = ... + h_{t-1} W^T, so dL/dh_{t-1} through step t is da_t W
-        d_weight = layer_ops._recurrent_weight_grad(d_summed, hidden, h0)  # sum over t of da_t^T h_{t-1}
+        d_weight = fused_ops._recurrent_weight_grad(d_summed, hidden, h0)  # sum over t of da_t^T h_{t-1}
         return d_summed, dh_next, d_weight, d_gain.astype(hidden.dtype), d_bias.astype(hidden.dtype)
 
-    return swapped((layer_ops.LayerNormRNNRecurrence, "backward", recurrence_backward))
+    return swapped((fused_ops.LayerNormRNNRecurrence, "backward", recurrence_backward))
 
 
 def _ln_rnn_recurrence(projected: Tensor, h0: Tensor, weight: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
-    return layer_ops.LayerNormRNNRecurrence.apply(projected, h0, weight, gain, bias, eps=1e-5)
+    return fused_ops.LayerNormRNNRecurrence.apply(projected, h0, weight, gain, bias, eps=1e-5)
 
 
 def _ln_rnn_gradients(model: nn.RNN, x: np.ndarray, h0: np.ndarray, fused: bool) -> dict[str, np.ndarray]:

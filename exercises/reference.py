@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_ln import autograd, kernels, layer_ops, ops
+from tinygrad_ln import autograd, ops
+from tinygrad_ln.backend import fused_ops, kernels
 
 library_mul_backward = ops.Mul.backward
 library_exp_backward = ops.Exp.backward
@@ -24,7 +25,7 @@ library_matmul_backward = ops.MatMul.backward
 library_topological_order = autograd.topological_order
 library_run_backward = autograd.run_backward
 library_softmax_backward = ops.Softmax.backward
-library_layer_norm_backward = layer_ops.LayerNorm.backward
+library_layer_norm_backward = fused_ops.LayerNorm.backward
 
 
 def mul_backward(g, a, b):
@@ -64,12 +65,12 @@ def matmul_backward(g, a, b):
     return library_matmul_backward(node, g)
 
 
-def topological_order(root):
-    return library_topological_order(root)
+def topological_order(roots):
+    return library_topological_order(roots)
 
 
-def run_backward(root, grad):
-    library_run_backward(root, grad)
+def run_backward(roots, grads, visit=None):
+    return library_run_backward(roots, grads, visit)
 
 
 def softmax_backward(g, y, dim):
@@ -80,7 +81,7 @@ def softmax_backward(g, y, dim):
 
 
 def layer_norm_backward(g, x, weight, mean, rstd):
-    node = layer_ops.LayerNorm()
+    node = fused_ops.LayerNorm()
     node.save_for_backward(x, weight, mean, rstd)
     node.x_shape, node.weight_shape = x.shape, weight.shape
     return library_layer_norm_backward(node, g)

@@ -339,7 +339,9 @@ def test_no_fused_trains_through_primitive_ops_with_the_same_losses(tmp_path, ti
     def refuse(*args, **kwargs):
         raise AssertionError("--no-fused must not call a fused recurrence")
 
-    monkeypatch.setattr(tl.layer_ops.LayerNormRNNRecurrence, "apply", refuse)
+    from tinygrad_ln.backend import fused_ops
+
+    monkeypatch.setattr(fused_ops.LayerNormRNNRecurrence, "apply", refuse)
     primitive = char_rnn.main([*flags, "--out", str(tmp_path / "primitive"), "--no-fused"])
     assert tl.is_fused_enabled()  # the switch was per run, and is back
     for key in ("train_loss", "val_loss", "grad_norm"):

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 import tinygrad_ln as tl
-from tinygrad_ln import Tensor, autograd, layer_ops, nn, optim
+from tinygrad_ln import Tensor, autograd, nn, optim
+from tinygrad_ln.backend import fused_ops
 from tinygrad_ln.nn import functional as F
 
 FUSED_OPS = tuple(
-    value for value in vars(layer_ops).values()
-    if isinstance(value, type) and issubclass(value, autograd.Function) and value.__module__ == layer_ops.__name__
+    value for value in vars(fused_ops).values()
+    if isinstance(value, type) and issubclass(value, autograd.Function) and value.__module__ == fused_ops.__name__
 )
 
 
@@ -113,22 +114,22 @@ def test_the_switch_is_a_context_manager_a_decorator_and_a_default():
     x = _x(2, 4)
     layer = nn.LayerNorm(4)
     assert tl.is_fused_enabled()
-    assert type(layer(x).grad_fn) is layer_ops.LayerNorm
+    assert type(layer(x).grad_fn) is fused_ops.LayerNorm
 
     @tl.fused(False)
     def unfused():
         return layer(x)
 
-    assert type(unfused().grad_fn) is not layer_ops.LayerNorm
+    assert type(unfused().grad_fn) is not fused_ops.LayerNorm
     with tl.fused(False):
         assert not tl.is_fused_enabled()
         with tl.fused(True):
-            assert type(layer(x).grad_fn) is layer_ops.LayerNorm
-        assert type(nn.LayerNorm(4, fused=True)(x).grad_fn) is layer_ops.LayerNorm  # the layer's own choice wins
+            assert type(layer(x).grad_fn) is fused_ops.LayerNorm
+        assert type(nn.LayerNorm(4, fused=True)(x).grad_fn) is fused_ops.LayerNorm  # the layer's own choice wins
     assert tl.is_fused_enabled()
     tl.set_fused(False)
     try:
-        assert type(layer(x).grad_fn) is not layer_ops.LayerNorm
+        assert type(layer(x).grad_fn) is not fused_ops.LayerNorm
         with tl.fused(True):
             assert tl.is_fused_enabled()
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from strategies import DTYPES, TOLERANCE
 
-from tinygrad_ln import kernels
+from tinygrad_ln.backend import kernels
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -208,7 +208,8 @@ SCRIPT = """
 import json
 import numpy as np
 import tinygrad_ln as tl
-from tinygrad_ln import Tensor, kernels, nn, optim
+from tinygrad_ln import Tensor, nn, optim
+from tinygrad_ln.backend import kernels
 from tinygrad_ln.nn import functional as F
 
 tl.manual_seed(0)

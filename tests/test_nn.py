@@ -14,7 +14,6 @@ from nn_gradcheck import check_parameter_gradients
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
-from tinygrad_ln import autograd as engine
 from tinygrad_ln.nn import functional as F
 
 RNG = np.random.default_rng(1234)
@@ -104,9 +103,9 @@ def test_assigning_before_init_is_a_clear_error():
 def test_call_records_the_running_module_on_graph_nodes_and_restores_it():
     model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
     out = model(Tensor(randn(4, 3)))
-    assert out.grad_fn.module is model[1]
-    assert out.grad_fn.inputs[0].grad_fn.module is model[0]  # the bias add inside Linear
-    assert engine.modes.module is None
+    assert out.grad_fn.scope is model[1]
+    assert out.grad_fn.inputs[0].grad_fn.scope is model[0]  # the bias add inside Linear
+    assert (out * 2).grad_fn.scope is None  # outside every module again
 
 
 def test_forward_must_be_defined():

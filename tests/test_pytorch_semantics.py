@@ -109,9 +109,32 @@ def test_detect_anomaly_catches_writes_behind_the_librarys_back():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     with tl.detect_anomaly():
         loss = (w * w).sum()
-        w.numpy()[:] = 7.0  # no version bump: the library cannot see this write cheaply
+        w.data[:] = 7.0  # no version bump: the library cannot see this write cheaply
         with pytest.raises(RuntimeError, match="behind the library's back"):
             loss.backward()
+
+
+def test_numpy_of_a_tensor_that_requires_grad_or_is_saved_is_read_only():
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = Tensor(np.array([3.0, 4.0]))
+    with pytest.raises(ValueError, match="read-only"):
+        w.numpy()[:] = 7.0  # it would change what a later backward computes, unseen
+    assert x.numpy().flags.writeable  # nothing saved it yet: an ordinary array sharing memory
+    loss = (w * x).sum()
+    with pytest.raises(ValueError, match="read-only"):
+        x.numpy()[:] = 7.0  # the graph holds x for w's gradient
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.data, [3.0, 4.0])  # not [7, 7]
+    del loss
+    assert x.numpy().flags.writeable  # the graph is gone
+    np.testing.assert_array_equal(np.asarray(w), [1.0, 2.0])
+
+
+def test_numpy_arrays_cannot_retype_the_tensor():
+    t = Tensor(np.zeros(4, np.float32))
+    array = t.numpy()
+    array.dtype = np.float64  # numpy allows this on the array object it handed out
+    assert t.dtype == np.float32 and t.shape == (4,)
 
 
 def test_in_place_methods_cast_and_broadcast_like_pytorch():
@@ -231,18 +254,19 @@ def test_overlapping_no_grad_blocks_in_two_threads_restore_each_threads_mode():
     assert tl.is_grad_enabled()
 
 
-def test_anomaly_mode_and_the_recording_module_are_per_thread_too():
+def test_anomaly_mode_and_the_recording_scope_are_per_thread_too():
     seen = {}
+    x = Tensor(np.array([1.0, np.nan]), requires_grad=True)
 
     def other():
-        seen["anomaly"] = tl.autograd.modes.anomaly_enabled
-        seen["module"] = tl.autograd.modes.module
+        y = x * 2  # a NaN output: fine outside detect_anomaly
+        seen["scope"] = y.grad_fn.scope
 
-    with tl.detect_anomaly():
+    with tl.detect_anomaly(), tl.autograd.scope("the main thread's"):
         thread = threading.Thread(target=other)
         thread.start()
         thread.join()
-    assert seen == {"anomaly": False, "module": None}
+    assert seen == {"scope": None}
 
 
 # ---- 5-7. dtypes, inf and NaN -----------------------------------------------------------------

@@ -10,6 +10,7 @@ from nn_gradcheck import check_parameter_gradients
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
+from tinygrad_ln.backend import fused_ops
 
 RNG = np.random.default_rng(11)
 
@@ -271,14 +272,12 @@ def test_rnn_errors():
 
 # ---- the fused recurrence ops against the step-by-step graph -------------------------------------
 
-from tinygrad_ln import layer_ops  # noqa: E402
-
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 def test_fused_rnn_recurrence_gradcheck(nonlinearity):
     tensors = [Tensor(randn(*shape), requires_grad=True) for shape in ((5, 3, 4), (3, 4), (4, 4))]
     assert tl.gradcheck(
-        lambda p, h0, w: layer_ops.RNNRecurrence.apply(p, h0, w, nonlinearity=nonlinearity), tensors
+        lambda p, h0, w: fused_ops.RNNRecurrence.apply(p, h0, w, nonlinearity=nonlinearity), tensors
     )
 
 
@@ -286,7 +285,7 @@ def test_fused_layer_norm_rnn_recurrence_gradcheck():
     shapes = ((5, 3, 4), (3, 4), (4, 4), (4,), (4,))
     tensors = [Tensor(randn(*shape), requires_grad=True) for shape in shapes]
     assert tl.gradcheck(
-        lambda p, h0, w, gain, bias: layer_ops.LayerNormRNNRecurrence.apply(p, h0, w, gain, bias, eps=1e-5), tensors
+        lambda p, h0, w, gain, bias: fused_ops.LayerNormRNNRecurrence.apply(p, h0, w, gain, bias, eps=1e-5), tensors
     )
 
 

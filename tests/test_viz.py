@@ -159,7 +159,7 @@ def test_module_names_found_without_params():
 
 
 def test_modules_are_read_from_each_node_only():
-    """Anything recorded as a node's ``module`` is grouped the same way, nn.Module or not."""
+    """Anything recorded as a node's scope (``tl.autograd.scope``) is grouped the same way, nn.Module or not."""
 
     class StandIn:
         def __init__(self) -> None:
@@ -169,9 +169,8 @@ def test_modules_are_read_from_each_node_only():
             return [("scale", self.scale)]
 
     block = StandIn()
-    inside = (Tensor.randn(3) * block.scale).exp()
-    for node in (inside.grad_fn, inside.grad_fn.inputs[0].grad_fn):
-        node.module = block  # as if block's forward had made them
+    with tl.autograd.scope(block):  # as if block's forward had made them
+        inside = (Tensor.randn(3) * block.scale).exp()
     y = inside + 1.0
     dot = Dot(draw_graph(y, expand=True).source)
     assert dot.clusters == ["stand_in (StandIn)"]

@@ -1,4 +1,4 @@
-"""show_saved: every array a node holds is counted, for every op of ops.py and layer_ops.py."""
+"""show_saved: every array a node holds is counted, for every op of ops.py and fused_ops.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import types
 import numpy as np
 
 import tinygrad_ln as tl
-from tinygrad_ln import Tensor, layer_ops, nn, ops
+from tinygrad_ln import Tensor, nn, ops
 from tinygrad_ln.autograd import Function
+from tinygrad_ln.backend import fused_ops
 from tinygrad_ln.nn import functional as F
 from tinygrad_ln.viz import draw_graph
 from tinygrad_ln.viz.collect import collect
@@ -19,9 +20,9 @@ from tinygrad_ln.viz.saved import held_arrays, memory_owner, saved_bytes
 
 
 def op_classes() -> list[type]:
-    """Every op class defined in ops.py and layer_ops.py (bases without a forward left out)."""
+    """Every op class defined in ops.py and fused_ops.py (bases without a forward left out)."""
     found = []
-    for module in (ops, layer_ops):
+    for module in (ops, fused_ops):
         for value in vars(module).values():
             if (inspect.isclass(value) and issubclass(value, Function) and value.__module__ == module.__name__
                     and "forward" in vars(value)):
@@ -69,7 +70,7 @@ def reachable_bytes(node: Function) -> int:
     except its inputs and the module that ran it; each memory owner once."""
     owners: dict[int, int] = {}
     seen: set[int] = set()
-    stack = [value for name, value in vars(node).items() if name not in ("inputs", "module")]
+    stack = [value for name, value in vars(node).items() if name not in ("inputs", "scope")]
     while stack:
         value = stack.pop()
         if id(value) in seen or isinstance(value, (type, types.ModuleType, types.FunctionType)):

@@ -1,4 +1,4 @@
-"""The autograd engine: graph nodes (``Function``), grad mode, and the backward pass.
+"""The autograd engine: graph nodes (``Function``), the order of the nodes, and the backward pass.
 
 Forward: ``Function.apply`` runs an op's ``forward`` on numpy arrays and, when gradients are
 wanted, keeps the node (the op instance, with what it saved) on the output tensor as
@@ -7,39 +7,37 @@ wanted, keeps the node (the op instance, with what it saved) on the output tenso
 Backward: ``run_backward`` orders the nodes so each comes before the nodes of its inputs
 (an iterative depth-first search: no recursion, so a 100,000-op chain is fine), then walks
 them once, calling each node's ``backward`` and summing the gradients that reach each input.
+``Tensor.backward``, ``grad`` (below) and ``draw_graph`` all use this one walk.
 
-This module works with any object that has ``.data``, ``.requires_grad``, ``.grad_fn``,
-``._accumulate_grad`` and ``._version_counter``; it does not import ``Tensor``. New tensors are
-made by the inputs themselves (``Tensor._make``, reached through the first input), so the
-imports point one way: tensor -> ops -> autograd.
-
-A first read needs the top of this file, down to the end of ``run_backward``. Below that come the
-safety checks: modified saved arrays, ``detect_anomaly``, and when a leaf may keep an array.
+This file is the idea and nothing else. The safety checks (arrays changed in place since
+forward, ``detect_anomaly``, error wording, when a leaf may keep an array) live in checks.py
+and are entered at named seams: ``checks.after_forward``, ``checks.before_backward`` and
+``checks.after_backward``. This module works with any object that has ``.data``,
+``.requires_grad``, ``.grad_fn`` and ``._make``; it does not import ``Tensor``, so the imports
+point one way: tensor -> ops -> autograd -> checks.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import threading
-import traceback
-import weakref
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+
+from . import checks
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Modes(threading.local):
-    """The engine's only state: per thread, as in PyTorch, so a ``no_grad`` evaluation thread
-    does not switch off recording in a training thread. Class attributes are each thread's defaults."""
+    """The engine's state, per thread as in PyTorch: a ``no_grad`` evaluation thread does not
+    switch off recording in a training thread. Class attributes are each thread's defaults."""
 
     grad_enabled = True  # False inside no_grad
-    anomaly_enabled = False  # True inside detect_anomaly
-    module: Any = None  # the innermost nn.Module whose forward is running (draw_graph groups nodes by it)
+    scope: Any = None  # the innermost ``scope(obj)`` (nn.Module.__call__ enters one per module)
 
 
 modes = _Modes()
@@ -57,37 +55,27 @@ class Function:
     # a readable name, used in error messages, in grad_fn's repr and in draw_graph
     name = "function"
 
-    inputs: tuple = ()
-    needs_input_grad: tuple = ()
+    inputs: tuple = ()  # the input tensors: the graph's edges
+    needs_input_grad: tuple = ()  # for each input, whether it requires grad
     saved_tensors: tuple = ()
-    module: Any = None
-    retained: Any = None  # weakref to the output tensor when it called retain_grad()
-    # safety checks (see the end of this file): versions of the tensors whose arrays were saved,
-    # and under detect_anomaly where the op was created and checksums of the arrays it holds
-    saved_versions: tuple = ()
-    created_at: str | None = None
-    checksums: tuple = ()
+    scope: Any = None  # where the op ran (see ``scope`` below); retain_grad() sets ``retained``
+    retained: Any = None
 
     def save_for_backward(self, *arrays: np.ndarray) -> None:
         """Keep arrays for ``backward``; they come back, in the same order, as ``self.saved_tensors``."""
         self.saved_tensors = arrays
 
     def forward(self, *arrays: np.ndarray, **params: Any) -> np.ndarray:
-        """The op's output, computed from the inputs' numpy arrays and keyword ``params``.
-
-        Subclasses implement it and keep what ``backward`` needs. Bad shapes raise ValueError
-        without the op's name (``apply`` adds it); bad indices IndexError; bad dtypes TypeError.
-        """
+        """The op's output, computed from the inputs' numpy arrays and keyword ``params``; keep what
+        ``backward`` needs. Bad shapes raise ValueError (``apply`` adds the op's name), bad indices IndexError."""
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray) -> Any:
         """dL/d(each input), given ``grad`` = dL/d(output), an array of the output's shape.
 
-        Returns a tuple with one array of each input's shape, in input order (or one array for a
-        one-input op), with None where ``needs_input_grad`` is False. Return new arrays, ``grad``
-        itself or views of it, never an array the op keeps in an attribute: a leaf may keep a
-        fresh array as its ``.grad`` and add later gradients into it in place. Subclasses
-        implement it; the comment above each implementation states the derivative it applies.
+        One array of each input's shape, in input order (a tuple, or one array for a one-input op),
+        None where ``needs_input_grad`` is False. New arrays, ``grad`` itself or views of it, never an
+        array the op keeps: a leaf may keep a fresh array as its ``.grad`` and add into it later.
         """
         raise NotImplementedError
 
@@ -95,46 +83,33 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         """Run the op on tensors; return a new tensor that remembers this node if needed."""
         node = cls()
-        requires_grad = False
-        if modes.grad_enabled:
-            needs = tuple([t.requires_grad for t in inputs])
-            requires_grad = True in needs
-            node.needs_input_grad = needs
+        needs = tuple([t.requires_grad for t in inputs])
         try:
             data = node.forward(*[t.data for t in inputs], **params)
-        except ValueError as error:
-            raise ValueError(_named(cls.name, _explain(error, inputs))) from None
-        except IndexError as error:
-            raise IndexError(_named(cls.name, str(error))) from None
+        except (ValueError, IndexError) as error:
+            raise checks.op_error(cls.name, error, inputs) from error  # your line stays in the traceback
         if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
             data = np.asarray(data)
-        if modes.anomaly_enabled:
-            _check_output(node, data, inputs)
-        version = None if data.base is None else _shared_version(data, inputs)  # a view shares its input's
-        if not requires_grad:
-            return inputs[0]._make(data, None, version)
-        node.inputs = inputs
-        node.module = modes.module
-        output = inputs[0]._make(data, node, version)
-        if node.saved_tensors:
-            node.saved_versions = _record_versions(node.saved_tensors, inputs, output)
-        return output
+        if not (modes.grad_enabled and True in needs):  # nobody will ask for a gradient: no node
+            return checks.after_forward(node, inputs, inputs[0]._make(data))
+        node.inputs, node.needs_input_grad, node.scope = inputs, needs, modes.scope
+        return checks.after_forward(node, inputs, inputs[0]._make(data, node))
 
     def __repr__(self) -> str:
         return f"<{self.name} backward>"
 
 
-def topological_order(root: Function) -> list[Function]:
-    """Every node reachable from ``root``, each before the nodes of its inputs.
+def topological_order(roots: Function | Sequence[Function]) -> list[Function]:
+    """Every node reachable from ``roots``, each before the nodes of its inputs.
 
-    Depth-first with an explicit stack: a node is appended once all of its inputs' nodes are,
-    then the list is reversed. Inputs are visited in order, so the result is deterministic.
-    A node is marked visited when it is expanded, not when it is pushed: a node pushed early
-    may be reached again through a longer path, and must then finish after that path's nodes.
+    Depth-first with an explicit stack: a node is appended once all of its inputs' nodes are, then
+    the list is reversed. A node is marked visited when it is expanded, not when it is pushed: one
+    pushed early may be reached again through a longer path, and must then finish after it.
     """
+    roots = [roots] if isinstance(roots, Function) else list(roots)
     order: list[Function] = []
     visited: set[Function] = set()
-    stack: list[tuple[Function, bool]] = [(root, False)]
+    stack: list[tuple[Function, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
@@ -152,49 +127,88 @@ def topological_order(root: Function) -> list[Function]:
     return order
 
 
-def run_backward(root: Any, grad: np.ndarray) -> None:
-    """Backpropagate ``grad`` (d output / d root) through the graph that produced ``root``.
+def run_backward(roots: Sequence[Any], grads: Sequence[np.ndarray],
+                 visit: Callable[[Function, np.ndarray], None] | None = None) -> dict[Any, np.ndarray]:
+    """Backpropagate ``grads`` (d output / d each root) through the graph that produced ``roots``.
 
-    Gradients of intermediate nodes live in a dict for this one pass; leaves (and tensors
-    that called ``retain_grad``) add theirs into ``.grad``, so repeated calls accumulate.
+    Returns ``{leaf tensor: its gradient}``, summed over every use (``Tensor.backward`` adds them into
+    ``.grad``). ``visit(node, grad)``, if given, sees each node with its output's complete gradient.
     """
-    grads: dict[Function, np.ndarray] = {root.grad_fn: grad}
+    pending: dict[Any, np.ndarray] = {}  # node (or leaf tensor) -> the gradient summed so far
+    for root, grad in zip(roots, grads):
+        pending[root.grad_fn] = pending[root.grad_fn] + grad if root.grad_fn in pending else grad
     with np.errstate(all="ignore"):  # 0 * inf, inf - inf... in gradients are silent, as in PyTorch
-        for node in topological_order(root.grad_fn):
-            grad = grads.pop(node)
-            if node.retained is not None:
-                output = node.retained()
-                if output is not None:
-                    output._accumulate_grad(grad)
-            if node.saved_versions:
-                check_saved_versions(node)
-            if node.created_at is not None:  # made under detect_anomaly
-                _check_checksums(node)
+        for node in topological_order([root.grad_fn for root in roots]):
+            grad = pending.pop(node)
+            if visit is not None:
+                visit(node, grad)
+            checks.before_backward(node, grad)
             input_grads = node.backward(grad)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
-            check = modes.anomaly_enabled or node.created_at is not None
+            checks.after_backward(node, input_grads)
             for tensor, input_grad in zip(node.inputs, input_grads):
                 if input_grad is None or not tensor.requires_grad:
                     continue
-                if check:
-                    _check_gradient(node, tensor, input_grad)
-                parent = tensor.grad_fn
-                if parent is None:
-                    tensor._accumulate_grad(input_grad, owned=_made_for_one_input(input_grad, grad, node, input_grads))
-                elif parent in grads:
-                    grads[parent] = grads[parent] + input_grad
-                else:
-                    grads[parent] = input_grad
+                key = tensor if tensor.grad_fn is None else tensor.grad_fn  # a leaf sums its own gradient
+                pending[key] = pending[key] + input_grad if key in pending else input_grad
+    return pending  # every node has been popped: what is left are the leaves
 
 
-def retain(node: Function, output: Any) -> None:
-    """Make ``output`` (the tensor ``node`` produced) receive ``.grad`` during backward."""
-    node.retained = weakref.ref(output)
+def initial_gradient(output: Any, gradient: Any, op: str) -> np.ndarray:
+    """d loss / d ``output`` to start a backward pass from: ones for a one-element output (a loss),
+    else ``gradient``, which must have the output's shape."""
+    if not output.requires_grad:
+        raise RuntimeError(f"{op}: a tensor of shape {output.shape} does not require grad and has no grad_fn")
+    if gradient is None:
+        if output.data.size != 1:
+            raise RuntimeError(f"{op}: grad can be implicitly created only for one-element outputs; this one has "
+                               f"shape {output.shape}, so pass a gradient of that shape")
+        return np.ones(output.data.shape, dtype=output.data.dtype)
+    grad = np.asarray(getattr(gradient, "data", gradient), dtype=output.data.dtype)
+    if grad.shape != output.shape:
+        raise RuntimeError(f"{op}: gradient has shape {grad.shape} but the tensor has shape {output.shape}")
+    return grad
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, allow_unused: bool = False) -> tuple:
+    """d outputs / d each of ``inputs`` (leaves or not), as ``torch.autograd.grad``; ``.grad`` is untouched.
+
+    ``outputs`` and ``inputs`` are tensors or sequences of tensors. ``grad_outputs`` holds the
+    gradient of each output (needed for outputs with more than one element). An input that
+    ``outputs`` does not depend on is an error, or gets None with ``allow_unused=True``.
+    """
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    grad_outputs = list(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = [initial_gradient(out, g, "grad") for out, g in zip(outputs, grad_outputs)]
+    for tensor in inputs:
+        if not tensor.requires_grad:
+            raise RuntimeError(f"grad: an input of shape {tensor.shape} does not require grad")
+    wanted = {t.grad_fn: t for t in inputs if t.grad_fn is not None}  # non-leaf inputs, by their node
+    found: dict[Any, np.ndarray] = {}
+
+    def keep_wanted(node: Function, node_grad: np.ndarray) -> None:
+        if node in wanted:
+            found[wanted[node]] = node_grad
+
+    leaf_grads = run_backward(outputs, seeds, visit=keep_wanted if wanted else None)
+    results = []
+    for tensor in inputs:
+        g = found.get(tensor) if tensor.grad_fn is not None else leaf_grads.get(tensor)
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: one of the inputs (shape {tensor.shape}) was not used to compute the "
+                               f"outputs; pass allow_unused=True to get None for it")
+        results.append(None if g is None else tensor._make(np.array(g, dtype=tensor.dtype)))
+    return tuple(results)
 
 
 # --------------------------------------------------------------------------------------------
-# Grad mode
+# Grad mode, and the scope a node is created in
 # --------------------------------------------------------------------------------------------
 
 
@@ -242,205 +256,16 @@ class enable_grad(_GradMode):
     enabled = True
 
 
-# --------------------------------------------------------------------------------------------
-# Arrays saved for backward must not change before backward reads them.
-#
-# Every tensor has a version counter that each in-place write the library makes bumps (Tensor's
-# in-place methods, optimizer steps, nn.init, load_state_dict); a tensor and its views share one.
-# A node records the version of each tensor whose memory it saved, and backward checks it, as
-# PyTorch does. Writes behind the library's back (``t.numpy()[:] = ...``, ``t.data += 1``) do
-# not bump a counter; ``detect_anomaly`` catches those with checksums instead.
-# --------------------------------------------------------------------------------------------
+@contextmanager
+def scope(obj: Any) -> Iterator[None]:
+    """Every node created inside (in this thread) records ``obj`` as ``node.scope``, the innermost one.
 
-
-class VersionCounter:
-    """How many times the library has written a tensor's memory in place."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-
-def _memory_root(array: np.ndarray) -> Any:
-    """The array that owns the memory ``array`` sees (itself, unless it is a view)."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def _shared_version(data: np.ndarray, inputs: tuple) -> VersionCounter | None:
-    """An input's counter if ``data`` (a view) views that input's memory (reshape, permute, x[1:]...)."""
-    root = _memory_root(data)
-    for tensor in inputs:
-        if _memory_root(tensor.data) is root:
-            return tensor._version_counter()
-    return None
-
-
-def _record_versions(saved: tuple, inputs: tuple, output: Any) -> tuple:
-    """(counter, its value now, the tensor's array) for each tensor whose memory ``saved`` holds."""
-    records = []
-    for array in saved:
-        for owner in inputs:
-            if owner.data is array:  # the common case: an op saved its input itself
-                break
-        else:
-            owner = _owner(array, inputs, output)
-            if owner is None:  # an array the op made for itself: nobody else can write it
-                continue
-        counter = owner._version or owner._version_counter()
-        records.append((counter, counter.value, owner.data))
-    return tuple(records)
-
-
-def _owner(array: Any, inputs: tuple, output: Any) -> Any:
-    """The input or output tensor whose memory ``array`` is or views, or None."""
-    if output.data is array:
-        return output
-    if not isinstance(array, np.ndarray) or array.base is None:
-        return None
-    root = _memory_root(array)
-    for tensor in (*inputs, output):
-        if _memory_root(tensor.data) is root:
-            return tensor
-    return None
-
-
-def check_saved_versions(node: Function) -> None:
-    """RuntimeError if a tensor whose memory ``node`` saved was written in place since (backward calls it)."""
-    for counter, saved_value, array in node.saved_versions:
-        if counter.value != saved_value:
-            raise RuntimeError(
-                f"backward of {node.name}: one of the variables needed for gradient computation has been "
-                f"modified by an inplace operation: a {array.dtype} tensor of shape {array.shape} saved by "
-                f"{node.name} is at "
-                f"version {counter.value}; expected version {saved_value}. It was written in place (an optimizer "
-                f"step, an in-place method such as add_ or copy_, load_state_dict, nn.init) after the forward "
-                f"pass that used it: run the forward pass again after the change."
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# detect_anomaly: NaN/Inf in outputs and gradients, and saved arrays changed behind our back
-# --------------------------------------------------------------------------------------------
-
-
-class detect_anomaly:
-    """Context manager: check every op's output and every gradient for NaN or Inf.
-
-    The first bad value raises ``FloatingPointError`` naming the op, the shapes, and the line
-    of your code that created the op. It also checksums every array an op keeps for backward,
-    so a saved array changed behind the library's back (through ``.numpy()`` or ``.data``)
-    raises a RuntimeError at backward. It is slow (each op records where it was called from
-    and checksums its arrays), so use it to hunt a bug, not to train. Per thread.
+    A generic label for where an op came from: ``nn.Module.__call__`` enters ``scope(module)``,
+    and ``draw_graph`` reads it to frame each module's ops. The engine never reads it.
     """
-
-    def __enter__(self) -> detect_anomaly:
-        self._previous = modes.anomaly_enabled
-        modes.anomaly_enabled = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        modes.anomaly_enabled = self._previous
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _user_code_location() -> str:
-    """'file:line: source' of the innermost stack frame outside this package."""
-    for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
-            return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"
-    return "<unknown>"
-
-
-def _bad_values(array: np.ndarray) -> str | None:
-    """'NaN' or 'Inf' if a float array holds one, else None."""
-    if array.dtype.kind != "f" or np.isfinite(array).all():
-        return None
-    return "NaN" if np.isnan(array).any() else "Inf"
-
-
-def _check_output(node: Function, data: np.ndarray, inputs: tuple) -> None:
-    """Under detect_anomaly: note where the op was made, reject NaN/Inf, checksum what it keeps."""
-    node.created_at = _user_code_location()
-    bad = _bad_values(data)
-    if bad:
-        shapes = ", ".join(str(t.shape) for t in inputs)
-        raise FloatingPointError(
-            f"detect_anomaly: {node.name} produced {bad} in its output of shape {data.shape} "
-            f"(input shapes {shapes}); created at {node.created_at}"
-        )
-    node.checksums = tuple((name, _checksum(array)) for name, array in _held_arrays(node))
-
-
-def _held_arrays(node: Function) -> list[tuple[str, np.ndarray]]:
-    """Every array a node keeps for backward: saved ones and plain attributes."""
-    held = [(f"saved_tensors[{i}]", a) for i, a in enumerate(node.saved_tensors) if isinstance(a, np.ndarray)]
-    for name, value in vars(node).items():
-        if isinstance(value, np.ndarray) and name != "saved_tensors":
-            held.append((name, value))
-    return held
-
-
-def _checksum(array: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(array).view(np.uint8))
-
-
-def _check_checksums(node: Function) -> None:
-    current = dict(_held_arrays(node))
-    for name, checksum in node.checksums:
-        if name in current and _checksum(current[name]) != checksum:
-            raise RuntimeError(
-                f"detect_anomaly: an array that {node.name} saved for backward ({name}, shape "
-                f"{current[name].shape}) was modified after the forward pass, behind the library's back "
-                f"(through .numpy() or .data); the op was created at {node.created_at}"
-            )
-
-
-def _check_gradient(node: Function, tensor: Any, grad: np.ndarray) -> None:
-    bad = _bad_values(np.asarray(grad))
-    if bad:
-        where = node.created_at or "<created outside detect_anomaly>"
-        raise FloatingPointError(
-            f"detect_anomaly: backward of {node.name} produced {bad} in the gradient for an input of "
-            f"shape {tensor.shape}; the op was created at {where}"
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Error wording and gradient ownership
-# --------------------------------------------------------------------------------------------
-
-
-def _named(op: str, message: str) -> str:
-    """``message`` starting with the op's name (once: helpers such as normalize_dim may have added it)."""
-    return message if message.startswith(f"{op}:") else f"{op}: {message}"
-
-
-def _explain(error: Exception, inputs: tuple) -> str:
-    """An op's error message, with numpy's broadcasting wording replaced by the input shapes."""
-    message = str(error)
-    if "could not be broadcast" in message:
-        return "cannot broadcast shapes " + " and ".join(str(t.shape) for t in inputs)
-    return message
-
-
-def _made_for_one_input(array: np.ndarray, incoming: np.ndarray, node: Function, input_grads: tuple) -> bool:
-    """True if ``node.backward`` made ``array`` fresh, for this one input.
-
-    A leaf may then keep the array itself as its ``.grad`` instead of a copy (PyTorch does the
-    same). It may not when the array is the incoming gradient passed through (``a + b``), a view
-    of other memory, read-only, also returned for another input, or something the node saved.
-    """
-    if array is incoming or array.base is not None or not array.flags.writeable:
-        return False
-    returned = 0
-    for other in input_grads:
-        returned += other is array
-    for saved in node.saved_tensors:
-        if saved is array:
-            return False
-    return returned == 1
+    previous = modes.scope
+    modes.scope = obj
+    try:
+        yield
+    finally:
+        modes.scope = previous

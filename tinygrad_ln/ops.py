@@ -6,8 +6,8 @@ The comment above each ``backward`` is the derivative it implements, and the cod
 that formula in numpy; ``g`` is the incoming gradient.
 
 Ops never see ``Tensor``: ``Function.apply`` (in autograd.py) unwraps the inputs and wraps the
-result. Everything here is plain numpy: no kernels. The fused layer ops in layer_ops.py are where
-Numba kernels earn their place.
+result. Everything here is plain numpy: no kernels, no checks. The fused layer ops of the backend
+(tinygrad_ln/backend/) are where Numba kernels earn their place.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from .autograd import Function
-from .threads import blas_threads
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by several ops
@@ -205,10 +204,8 @@ class PowScalar(Function):
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, as one BLAS call when b is a matrix and a has batch dims (numpy would loop over them),
-    on as many BLAS threads as threads.py picks for a product this size."""
-    # (0 * inf in a product is nan, silently, as in PyTorch)
-    with blas_threads(a.size * (b.shape[-1] if b.ndim > 1 else 1)), np.errstate(invalid="ignore"):
+    """a @ b, as one matrix product when b is a matrix and a has batch dims (numpy would loop over them)."""
+    with np.errstate(invalid="ignore"):  # 0 * inf in a product is nan, silently, as in PyTorch
         if b.ndim == 2 and a.ndim > 2:
             rows = math.prod(a.shape[:-1])  # not -1: a size may be 0
             return (a.reshape(rows, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[1],))
@@ -560,19 +557,6 @@ class AMin(AMax):
     reduce = staticmethod(np.min)
 
 
-def arg_extreme(x: np.ndarray, dim: int | None, keepdim: bool, find: Any, op: str) -> np.ndarray:
-    """np.argmax or np.argmin of x along dim (None: of the flattened x) as int64; a NaN counts as the extreme."""
-    if dim is None:
-        if x.size == 0:
-            raise IndexError(f"{op}: cannot take the {op} of an empty tensor of shape {x.shape}")
-        index = np.asarray(find(x), dtype=np.int64)
-        return index.reshape((1,) * x.ndim) if keepdim else index
-    dim = normalize_dim(dim, x.ndim, op)
-    if x.ndim and x.shape[dim] == 0:
-        raise IndexError(f"{op}: expected reduction dim {dim} to have non-zero size, got a tensor of shape {x.shape}")
-    return np.asarray(find(x, axis=dim if x.ndim else None, keepdims=keepdim), dtype=np.int64)
-
-
 class TakeAlongDim(Function):
     """x at the given index along dim, one per slice: the values of max(dim) and min(dim)
 
@@ -581,8 +565,9 @@ class TakeAlongDim(Function):
 
     name = "take_along_dim"
 
-    def forward(self, x, *, indices, dim, keepdim=False, called="take_along_dim"):
-        self.name = called  # 'max' or 'min': the name the user called, for grad_fn's repr and draw_graph
+    def forward(self, x, *, indices, dim, keepdim=False, called_as=None):
+        if called_as is not None:  # the user called max(dim) or min(dim): the node is named so
+            self.name = called_as
         self.dim = normalize_dim(dim, x.ndim, self.name)
         self.indices, self.shape, self.keepdim = indices, x.shape, keepdim
         if x.ndim == 0:
@@ -740,15 +725,6 @@ def _dims_consumed(part: Any) -> int:
     if isinstance(part, np.ndarray) and part.dtype == np.bool_:
         return part.ndim
     return 1
-
-
-def assign_at(x: np.ndarray, index: Any, value: Any) -> None:
-    """x[index] = value in place, with PyTorch's indexing rules (see ``split_index``)."""
-    basic, arrays = split_index(index, x.ndim)
-    if arrays is None:
-        x[basic] = value
-    else:
-        x[basic][arrays] = value  # x[basic] is a view, so the assignment lands in x
 
 
 class Cat(Function):

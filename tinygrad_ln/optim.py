@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import checks
 from .autograd import enable_grad, no_grad
 from .tensor import Tensor
 
@@ -74,7 +74,7 @@ class Optimizer:
                 for param in group["params"]:
                     if param.grad is not None:
                         self._update(param, param.grad.data, self.state.setdefault(param, {}), group)
-                        param._bump_version()  # a graph that saved the old values can no longer backward
+                        checks.bump_version(param)  # a graph that saved the old values can no longer backward
         return loss
 
     def _update(self, param: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -224,16 +224,15 @@ class Adam(Optimizer):
             self._update_reference(param, grad, state, group)
             return
         # the same update as _update_reference, in one kernel pass per parameter
+        from .backend import seam  # the speed layer, loaded on first use (it imports Numba)
+
         beta1, beta2 = group["betas"]
         step = state["step"]
         if not param.data.flags.c_contiguous:
             param.data = np.ascontiguousarray(param.data)
-        kernels.adam_update(
-            param.data.reshape(-1), np.ascontiguousarray(grad, dtype=param.dtype).reshape(-1),
-            state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1),
-            beta1, beta2, group["lr"] / (1 - beta1**step), math.sqrt(1 - beta2**step),
-            group["eps"], group["weight_decay"],
-        )
+        seam.adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"], beta1=beta1, beta2=beta2,
+                         step_size=group["lr"] / (1 - beta1**step), bias_correction2_sqrt=math.sqrt(1 - beta2**step),
+                         eps=group["eps"], weight_decay=group["weight_decay"])
 
     def _update_reference(self, param: Tensor, grad: np.ndarray, state: dict[str, Any],
                           group: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from . import functional as F
+from .arguments import check_dropout_probability
 from .module import Module
 
 
@@ -16,7 +17,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        F._check_dropout_probability(p)
+        check_dropout_probability(p)
         self.p = p
 
     def forward(self, input: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .arguments import padding_index
 from .module import Module, Parameter
 
 
@@ -25,7 +26,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        self.padding_idx = F._padding_index(padding_idx, num_embeddings)
+        self.padding_idx = padding_index(padding_idx, num_embeddings)
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), np.float32))
         self.reset_parameters()
 

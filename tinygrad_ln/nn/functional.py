@@ -10,19 +10,19 @@ from typing import Any
 
 import numpy as np
 
-from .. import layer_ops
-from ..layer_ops import use_fused
+from ..backend import use_fused
 from ..tensor import Tensor, where
+from .arguments import (
+    as_array,
+    as_tensor,
+    check_dropout_probability,
+    check_indices,
+    classification_targets,
+    dropout_mask,
+    padding_index,
+)
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def _tensor(value: Any) -> Tensor:
-    return value if isinstance(value, Tensor) else Tensor(value)
-
-
-def _array(value: Any) -> np.ndarray:
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -30,27 +30,27 @@ def _array(value: Any) -> np.ndarray:
 
 def tanh(input: Tensor) -> Tensor:
     """tanh(x), elementwise; any shape."""
-    return _tensor(input).tanh()
+    return as_tensor(input).tanh()
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), elementwise; any shape."""
-    return _tensor(input).sigmoid()
+    return as_tensor(input).sigmoid()
 
 
 def relu(input: Tensor) -> Tensor:
     """max(x, 0), elementwise; any shape."""
-    return _tensor(input).relu()
+    return as_tensor(input).relu()
 
 
 def softmax(input: Tensor, dim: int = -1) -> Tensor:
     """exp(x_i) / sum_j exp(x_j) along ``dim`` (stable: the row maximum is subtracted first)."""
-    return _tensor(input).softmax(dim)
+    return as_tensor(input).softmax(dim)
 
 
 def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """x_i - log sum_j exp(x_j) along ``dim``, finite even for logits of +-1000."""
-    return _tensor(input).log_softmax(dim)
+    return as_tensor(input).log_softmax(dim)
 
 
 # ---- layers -----------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     An input whose last dim is not ``in`` is a ValueError naming both shapes.
     """
-    input = _tensor(input)
+    input = as_tensor(input)
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
         raise ValueError(
             f"linear: input of shape {input.shape} does not fit weight of shape {weight.shape} "
@@ -86,7 +86,7 @@ def layer_norm(
     default, see ``tl.fused``) runs one kernel forward and one backward; ``fused=False`` builds the
     same formula from primitive ops, so a drawn graph shows every step. A shape mismatch is a ValueError.
     """
-    input = _tensor(input)
+    input = as_tensor(input)
     shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     if not shape:
         raise ValueError("layer_norm: normalized_shape must name at least one dim")
@@ -99,9 +99,11 @@ def layer_norm(
         input = input.float()
     if not use_fused(fused) or math.prod(shape) == 0:  # (rows of no elements: an empty result, as PyTorch)
         return _layer_norm_composed(input, len(shape), weight, bias, eps)
+    from ..backend import fused_ops  # the speed layer, loaded on first use (it imports Numba)
+
     weight = Tensor(np.ones(shape, input.dtype)) if weight is None else weight
     bias = Tensor(np.zeros(shape, input.dtype)) if bias is None else bias
-    return layer_ops.LayerNorm.apply(input, weight, bias, normalized_ndim=len(shape), eps=eps)
+    return fused_ops.LayerNorm.apply(input, weight, bias, normalized_ndim=len(shape), eps=eps)
 
 
 def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
@@ -125,22 +127,18 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, fused: bool | 
     Returns ``input`` itself when not training, when p = 0, or for an empty tensor; p = 1
     gives zeros. p outside [0, 1] is a ValueError. The mask comes from the seeded generator.
     """
-    _check_dropout_probability(p)
-    input = _tensor(input)
+    check_dropout_probability(p)
+    input = as_tensor(input)
     if not training or p == 0 or input.numel() == 0:
         return input
     if input.dtype.kind != "f":
         raise TypeError(f"dropout: expected a float tensor, got dtype {input.dtype}")
+    keep, scale = dropout_mask(input.shape, input.dtype, p)  # the same draws on both paths
     if use_fused(fused):
-        return layer_ops.Dropout.apply(input, p=float(p))
-    # the same mask as the fused op draws, as a constant tensor: y = x * (mask * scale)
-    keep = layer_ops.dropout_keep(input.shape, input.dtype, p)
-    return input * Tensor(keep * input.dtype.type(layer_ops.dropout_scale(p)))
+        from ..backend import fused_ops  # the speed layer, loaded on first use (it imports Numba)
 
-
-def _check_dropout_probability(p: float) -> None:
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        return fused_ops.Dropout.apply(input, keep=keep, scale=scale, p=float(p))
+    return input * Tensor(keep * input.dtype.type(scale))  # the mask times the scale, as a constant
 
 
 def embedding(input: Any, weight: Tensor, padding_idx: int | None = None, fused: bool | None = None) -> Tensor:
@@ -151,24 +149,17 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None, fused:
     """
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-d (num_embeddings, embedding_dim), got shape {weight.shape}")
-    padding_idx = _padding_index(padding_idx, weight.shape[0])
-    indices = layer_ops.check_indices(_array(input), weight.shape[0], "embedding")
+    padding_idx = padding_index(padding_idx, weight.shape[0])
+    indices = check_indices(as_array(input), weight.shape[0], "embedding")
     if use_fused(fused):
-        return layer_ops.Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
+        from ..backend import fused_ops  # the speed layer, loaded on first use (it imports Numba)
+
+        return fused_ops.Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
     rows = weight[indices]  # a gather: its backward adds each looked-up row's gradients together
     if padding_idx is None:
         return rows
     # lookups of the padding row read it through a detached weight, so it gets no gradient
     return where(np.expand_dims(indices == padding_idx, -1), weight.detach()[indices], rows)
-
-
-def _padding_index(padding_idx: int | None, num_embeddings: int) -> int | None:
-    """``padding_idx`` in [0, num_embeddings) (a negative one counts from the end), or None."""
-    if padding_idx is None:
-        return None
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(f"Padding_idx must be within num_embeddings: got {padding_idx} for {num_embeddings}")
-    return padding_idx % num_embeddings
 
 
 # ---- losses -----------------------------------------------------------------------------------
@@ -211,7 +202,7 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
                          fused: bool | None, from_logits: bool) -> Tensor:
     """nll_loss, after log_softmax when ``from_logits``: the class dim is moved last and the rest flattened."""
     op = "cross_entropy" if from_logits else "nll_loss"
-    input, target = _tensor(input), _array(target)
+    input, target = as_tensor(input), as_array(target)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; use one of {_REDUCTIONS}")
     if input.ndim == 0:
@@ -222,29 +213,32 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
                          f"(expected target shape {expected})")
     classes = input.shape[0] if input.ndim == 1 else input.shape[1]
     if weight is not None:
-        weight = _array(weight)
+        weight = as_array(weight)
         if weight.shape != (classes,):
             raise ValueError(f"{op}: weight must have one entry per class, shape ({classes},), got {weight.shape}")
     if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
         input = input.permute(0, *range(2, input.ndim), 1)
     rows = input if input.ndim == 2 else input.reshape(-1, classes)  # no reshape op the user did not need
     target_shape, target = target.shape, target.reshape(-1)
+    if rows.dtype.kind != "f":
+        raise TypeError(f"{op}: expected float scores, got dtype {rows.dtype}")
+    safe_target, row_weights, ignored = classification_targets(rows.data, target, weight, ignore_index, op)
     if use_fused(fused):
+        from ..backend import fused_ops  # the speed layer, loaded on first use (it imports Numba)
+
         # cross_entropy is nll_loss(log_softmax(rows)) computed by one fused op (tests check they agree)
-        loss_op = layer_ops.CrossEntropy if from_logits else layer_ops.NLLLoss
-        loss = loss_op.apply(rows, target=target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+        loss_op = fused_ops.CrossEntropy if from_logits else fused_ops.NLLLoss
+        loss = loss_op.apply(rows, target=safe_target, row_weights=row_weights, ignored=ignored, reduction=reduction)
     else:
         logp = rows.log_softmax(dim=1) if from_logits else rows
-        loss = _nll_loss_composed(logp, target, weight, ignore_index, reduction, op)
+        loss = _nll_loss_composed(logp, safe_target, row_weights, ignored, reduction)
     return loss.reshape(target_shape) if reduction == "none" and loss.shape != target_shape else loss
 
 
-def _nll_loss_composed(logp: Tensor, target: np.ndarray, weight: Any, ignore_index: int, reduction: str,
-                       op: str) -> Tensor:
+def _nll_loss_composed(logp: Tensor, safe_target: np.ndarray, row_weights: np.ndarray, ignored: np.ndarray,
+                       reduction: str) -> Tensor:
     """loss_n = -w[t_n] * logp[n, t_n], reduced: the negative log-likelihood in primitive ops."""
-    safe_target, row_weights = layer_ops.classification_targets(logp.data, target, weight, ignore_index, op)
     picked = logp[np.arange(len(safe_target)), safe_target]  # logp[n, t_n] for each row n: a gather
-    ignored = target == ignore_index
     if ignored.any():  # an ignored row counts 0 even if it holds NaN (its gradient is still NaN, as PyTorch's)
         picked = where(ignored, 0.0, picked)
     losses = -(picked * Tensor(row_weights))

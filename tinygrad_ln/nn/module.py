@@ -65,20 +65,15 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The module's computation; every layer overrides it (its class docstring gives the math and shapes).
 
-        Call the module, ``module(x)``, rather than ``forward``: ``__call__`` records on each graph
-        node which module made it, for ``draw_graph``. NotImplementedError if a subclass has none.
+        Call the module, ``module(x)``, rather than ``forward``: ``__call__`` runs it inside
+        ``autograd.scope(self)``, so each graph node records which module made it (``node.scope``,
+        for ``draw_graph``). NotImplementedError if a subclass has none.
         """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # every graph node made inside forward records this module (draw_graph groups by it)
-        modes = autograd.modes
-        previous = modes.module
-        modes.module = self
-        try:
+        with autograd.scope(self):  # every graph node made inside forward records this module
             return self.forward(*args, **kwargs)
-        finally:
-            modes.module = previous
 
     # ---- registration by attribute assignment ------------------------------------------------
 

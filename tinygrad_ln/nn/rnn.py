@@ -16,11 +16,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import layer_ops
-from ..layer_ops import use_fused
+from ..backend import use_fused
 from ..tensor import Tensor, stack
 from . import functional as F
 from . import init
+from .arguments import as_tensor
 from .module import Module, Parameter
 from .normalization import LayerNorm
 
@@ -54,9 +54,11 @@ def _fused_recurrence(
     projected: Tensor, h0: Tensor, weight_hh: Tensor, layer_norm: Module | None, nonlinearity: str
 ) -> Tensor:
     """Every h_t of one layer, (L, N, H), as one graph node (the same numbers as the step loop)."""
+    from ..backend import fused_ops  # the speed layer, loaded on first use (it imports Numba)
+
     if layer_norm is None:
-        return layer_ops.RNNRecurrence.apply(projected, h0, weight_hh, nonlinearity=nonlinearity)
-    return layer_ops.LayerNormRNNRecurrence.apply(
+        return fused_ops.RNNRecurrence.apply(projected, h0, weight_hh, nonlinearity=nonlinearity)
+    return fused_ops.LayerNormRNNRecurrence.apply(
         projected, h0, weight_hh, layer_norm.weight, layer_norm.bias, eps=layer_norm.eps
     )
 
@@ -123,7 +125,7 @@ class RNNCell(Module):
         _uniform_init(recurrent, self.hidden_size)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        x = F._tensor(input)
+        x = as_tensor(input)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
                 f"RNNCell: expected input of shape (N, {self.input_size}) or ({self.input_size},), got {x.shape}"
@@ -132,7 +134,7 @@ class RNNCell(Module):
         if hx is None:
             h = _zeros_like_hidden(x, x.shape[:-1] + (self.hidden_size,))
         else:
-            h = F._tensor(hx)
+            h = as_tensor(hx)
             if h.shape != x.shape[:-1] + (self.hidden_size,):
                 raise ValueError(f"RNNCell: expected hx of shape {x.shape[:-1] + (self.hidden_size,)} "
                                  f"for input of shape {x.shape}, got {h.shape}")
@@ -177,7 +179,7 @@ class RNN(Module):
     ``layer_norm_l{k}`` LayerNorm(H). ``dropout`` applies to every layer's output but the last's,
     in training mode. ``return_steps=True`` also returns an ``RNNSteps`` with every a_t and h_t.
     Each layer projects the inputs of all time steps in one matmul, then runs the recurrence:
-    fused (the default, see ``tl.fused``) as one graph node per layer (``layer_ops.RNNRecurrence`` /
+    fused (the default, see ``tl.fused``) as one graph node per layer (``backend.fused_ops.RNNRecurrence`` /
     ``LayerNormRNNRecurrence``); with ``fused=False``, ``tl.fused(False)`` or ``return_steps=True``
     as a graph of primitive ops, a few per time step, which computes the same numbers and is easier
     to draw. ``fused=None`` (the default) follows ``tl.fused``.
@@ -241,7 +243,7 @@ class RNN(Module):
             if h0 is not None:
                 raise ValueError("RNN: pass the initial hidden state as h0 or as hx, not both")
             h0 = hx
-        x = F._tensor(input)
+        x = as_tensor(input)
         if x.ndim not in (2, 3):
             raise ValueError(f"RNN: expected input to be 2-d (L, H_in) or 3-d, got shape {x.shape}")
         if x.shape[-1] != self.input_size:
@@ -296,7 +298,7 @@ class RNN(Module):
         batch = x.shape[1]
         if h0 is None:
             return _zeros_like_hidden(x, (self.num_layers, batch, self.hidden_size))
-        h0 = F._tensor(h0)
+        h0 = as_tensor(h0)
         expected = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
         if h0.shape != expected:
             raise ValueError(f"RNN: expected hidden size {expected}, got {h0.shape}")

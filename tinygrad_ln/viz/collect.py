@@ -18,7 +18,7 @@ from ..tensor import Tensor
 def scope_of(node: Function) -> Any:
     """The module (or other object) whose ``forward`` made ``node``, or None: the one place viz
     reads what the engine recorded about it."""
-    return node.module
+    return node.scope
 
 
 @dataclass
@@ -55,10 +55,7 @@ class Graph:
 
 def collect(roots: list[Tensor]) -> Graph:
     """Every op that produced ``roots``, and the leaves they read."""
-    # a stand-in node whose inputs are the roots, so the engine's own iterative sort finds them all
-    anchor = Function()
-    anchor.inputs = tuple(roots)
-    ops = autograd.topological_order(anchor)[1:]
+    ops = autograd.topological_order([root.grad_fn for root in roots if root.grad_fn is not None])
     ops.reverse()
     position = {node: i for i, node in enumerate(ops)}
     graph = Graph(roots, ops, position, [None] * len(ops), [[] for _ in ops], [], {}, [])

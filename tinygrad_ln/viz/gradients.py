@@ -1,9 +1,9 @@
 """Pass 3: the numbers in the picture: each node's value and gradient, summarised.
 
 One source of gradients. By default every gradient drawn comes from one backward pass that
-draw_graph runs itself over the drawn graph, from its root: the same loop as the engine's
-``run_backward`` (each node's ``backward`` in the engine's order, gradients summed per node in a
-dict), except that nothing is written to any ``.grad``. So a leaf, the ops that read it and
+draw_graph runs over the drawn graph, from its root: the engine's own ``run_backward`` (the walk
+``Tensor.backward`` uses), which returns the leaves' gradients instead of writing any ``.grad``
+and shows draw_graph each op's gradient on the way. So a leaf, the ops that read it and
 the module that holds it all show parts of the same d root / d x, whatever ``.grad`` holds
 (gradients accumulated over several batches, or nothing after ``zero_grad()``).
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import autograd
+from ..autograd import Function
 from .collect import Graph
 
 # A tensor with at most this many elements shows every element; a larger one its statistics.
@@ -94,49 +95,34 @@ def backward_pass(graph: Graph, shown: set[int], keep: frozenset[int] = frozense
     """d root / d x for every leaf that requires grad and for the results of the ``shown`` ops,
     from one pass (and the raw gradient of the ``keep`` ops). Raises ``NoGradients`` when no root
     gives a starting gradient, or when an op's backward fails."""
-    grads: dict[int, np.ndarray] = {}  # op index -> gradient of its result, summed over consumers
-    kept: dict[int, np.ndarray] = {}
-    seeds = []
+    roots, seeds, kinds = [], [], []
     for root in graph.roots:
         if root.grad_fn is None:
             continue
         if root.data.size == 1:
-            seed, seeds = np.ones_like(root.data), seeds + ["1"]
+            roots, seeds, kinds = roots + [root], seeds + [np.ones_like(root.data)], kinds + ["1"]
         elif root.grad is not None:
-            seed, seeds = root.grad.data, seeds + [".grad"]
-        else:
-            continue
-        i = graph.position[root.grad_fn]
-        grads[i] = grads[i] + seed if i in grads else seed
-    if not grads:
+            roots, seeds, kinds = roots + [root], seeds + [root.grad.data], kinds + [".grad"]
+    if not roots:
         raise NoGradients(_no_seed(graph))
     op_summaries: list[Summary | None] = [None] * len(graph.ops)
-    leaf_grads: dict[int, np.ndarray] = {}
-    for i in range(len(graph.ops) - 1, -1, -1):  # reverse forward order: every consumer first
-        grad = grads.pop(i, None)
-        if grad is None:
-            continue
+    kept: dict[int, np.ndarray] = {}
+    current: list[Function] = []  # the node whose backward runs next
+
+    def summarise_shown(node: Function, grad: np.ndarray) -> None:
+        current[:] = [node]
+        i = graph.position[node]
         if i in shown:
             op_summaries[i] = summarise(grad)
         if i in keep:
             kept[i] = grad
-        node = graph.ops[i]
-        try:
-            if node.saved_versions:  # as the engine does: an array it saved was written in place
-                autograd.check_saved_versions(node)
-            input_grads = node.backward(grad)
-        except Exception as error:  # a picture without gradients beats no picture
-            raise NoGradients(_failed(node.name, error), failed=True) from error
-        if type(input_grads) is not tuple:
-            input_grads = (input_grads,)
-        for tensor, input_grad in zip(node.inputs, input_grads):
-            if input_grad is None or not tensor.requires_grad:
-                continue
-            j = graph.producer(tensor)
-            sums, key = (leaf_grads, graph.leaf_position[id(tensor)]) if j is None else (grads, j)
-            sums[key] = sums[key] + input_grad if key in sums else input_grad
-    leaf_summaries = [summarise(leaf_grads[k]) if k in leaf_grads else None for k in range(len(graph.leaves))]
-    seed = "output" if seeds == ["1"] else "outputs" if set(seeds) == {"1"} else "output.grad"
+
+    try:
+        leaf_grads = autograd.run_backward(roots, seeds, visit=summarise_shown)
+    except Exception as error:  # a picture without gradients beats no picture
+        raise NoGradients(_failed(current[0].name if current else "the output", error), failed=True) from error
+    leaf_summaries = [summarise(leaf_grads[t]) if t in leaf_grads else None for t in graph.leaves]
+    seed = "output" if kinds == ["1"] else "outputs" if set(kinds) == {"1"} else "output.grad"
     return Gradients("pass", op_summaries, leaf_summaries, seed, kept)
 
 

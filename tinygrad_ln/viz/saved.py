@@ -5,7 +5,7 @@ The rule: a node holds every numpy array reachable from its attributes, whether 
 probabilities, embedding's indices, dropout's mask), looking inside tuples, lists and dicts,
 and through any Tensor kept as an attribute to its ``.data``. The tensors in ``inputs`` are
 left out: they are the node's inputs, owned by whatever made them. So is the engine's own
-bookkeeping (``saved_versions``, ``checksums``...), which the op did not ask for. No op needs to
+bookkeeping (``checks``: saved versions, checksums), which the op did not ask for. No op needs to
 be registered here: a new op's arrays are found the same way.
 
 Each array is named by its role. An attribute by its name (``probabilities``, ``cache.mean``);

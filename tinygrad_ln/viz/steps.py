@@ -42,8 +42,7 @@ from .collect import Graph
 # At least this many alike steps in a row fold.
 FOLD_MIN_STEPS = 4
 # A node's attributes that are the engine's bookkeeping, not the op's settings.
-ENGINE_ATTRIBUTES = frozenset({"inputs", "needs_input_grad", "saved_tensors", "saved_versions", "created_at",
-                               "checksums", "retained", "module", "scope"})
+ENGINE_ATTRIBUTES = frozenset({"inputs", "needs_input_grad", "saved_tensors", "checks", "retained", "scope"})
 SHARED, UNASSIGNED = -2, -1
 
 

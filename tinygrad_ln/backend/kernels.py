@@ -1,119 +1,23 @@
 """Numba kernels: the loops that numpy would run as several passes with temporaries.
 
-This is the only module that imports numba. Every kernel is a plain module-level function
-compiled with ``@njit(cache=True)`` and called directly by a fused layer op (``layer_ops.py``)
-or an optimizer (``optim.py``); there are no factories and no registries, so what you read here
-is what runs. The primitive ops (``ops.py``) use no kernels: their derivatives are numpy formulas.
+Each kernel is a plain module-level function compiled by ``jit`` (jit.py) and called only
+through seam.py, which checks every array it is handed first; there are no factories and no
+registries, so what you read here is what runs. Beside each kernel, its plain numpy reference
+(``reference_*``), which the tests compare it with, and the gain measured by bench/.
 
 Conventions:
-  * kernels write their results into arrays the calling op allocated (``out`` and friends, always
-    the last arguments) and return nothing. numpy asks the OS for big arrays in huge pages; an
-    array allocated inside a kernel is faulted in 4 KB page by page, which at 32 MB costs more
-    than the kernel's own work;
-  * kernels take C-contiguous arrays of one or two dimensions; ops flatten or reshape first (this
-    also keeps the number of compiled signatures small);
-  * float32 and float64 are the only float dtypes that reach a kernel, int64 the only index dtype;
-  * index arrays are checked in Python before a kernel sees them: a kernel never reads out of bounds.
-
-Set ``NUMBA_DISABLE_JIT=1`` and every kernel runs as ordinary Python, so you can step through
-it in a debugger (slowly).
+  * kernels write their results into arrays the caller allocated (``out`` and friends, always
+    the last arguments) and return nothing;
+  * kernels take C-contiguous, native-endian arrays of one or two dimensions, float32 or float64
+    values and int64 indices; indices are in bounds. seam.py guarantees all of it, so a kernel
+    never reads or writes outside what was checked.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
+import numpy as np
 
-
-def _choose_cache_dir() -> str | None:
-    """A writable folder for Numba's on-disk cache, or None to compile without caching.
-
-    Numba's own default writes next to this file; where that is read-only (a system install)
-    it would fail at import, so we pick a folder ourselves and never let the cache break import.
-    """
-    candidates = [
-        os.environ.get("NUMBA_CACHE_DIR"),
-        os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__"),
-        os.path.join(tempfile.gettempdir(), f"tinygrad_ln-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"),
-    ]
-    for folder in candidates:
-        if not folder:
-            continue
-        try:
-            os.makedirs(folder, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", delete=True)
-            probe.close()
-            return folder
-        except OSError:
-            continue
-    return None
-
-
-_CACHE_DIR = _choose_cache_dir()
-if _CACHE_DIR is not None:
-    os.environ.setdefault("NUMBA_CACHE_DIR", _CACHE_DIR)
-
-import numba  # noqa: E402  (the cache folder must be chosen before numba reads its config)
-import numpy as np  # noqa: E402
-from numba.core.caching import FunctionCache  # noqa: E402
-
-if _CACHE_DIR is not None:
-    numba.config.CACHE_DIR = _CACHE_DIR
-
-# Fast-math without 'nnan'/'ninf': lets LLVM vectorise sums, while NaN and Inf still propagate
-# so that detect_anomaly can see them.
-FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
-CACHE = _CACHE_DIR is not None
-
-
-class NumbaCacheWarning(UserWarning):
-    """A damaged file in Numba's on-disk cache was deleted; the kernel was compiled again."""
-
-
-class _RecoveringCache(FunctionCache):
-    """Numba's per-kernel disk cache, except that a damaged file does not break the library.
-
-    Numba raises EOFError or UnpicklingError on an empty, truncated or garbled ``.nbi``/``.nbc``
-    file at the kernel's first call, every time, until someone deletes the file. Here the
-    kernel's cache files are deleted instead, a warning is issued (once per process), and the
-    kernel compiles as if there were no cache, then saves fresh files.
-    """
-
-    warned = False
-
-    def load_overload(self, sig, target_context):
-        try:
-            return super().load_overload(sig, target_context)
-        except Exception as error:  # noqa: BLE001  (any unreadable cache file, whatever the cause)
-            removed = self._remove_files()
-            if not _RecoveringCache.warned:
-                _RecoveringCache.warned = True
-                warnings.warn(f"tinygrad_ln: a damaged Numba cache file ({type(error).__name__}: {error}) was removed "
-                              f"and the kernel compiled again; removed {removed} in {self.cache_path}",
-                              NumbaCacheWarning, stacklevel=2)
-            return None
-
-    def _remove_files(self) -> list[str]:
-        prefix = self._impl.filename_base
-        removed = []
-        for name in sorted(os.listdir(self.cache_path)):
-            if name.startswith(prefix) and name.endswith((".nbi", ".nbc")):
-                try:
-                    os.unlink(os.path.join(self.cache_path, name))
-                    removed.append(name)
-                except OSError:
-                    pass
-        return removed
-
-
-def _jit(fn):
-    # error_model="numpy": x / 0 gives inf or nan as in numpy (and PyTorch), not a ZeroDivisionError
-    kernel = numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")(fn)
-    if CACHE and isinstance(getattr(kernel, "_cache", None), FunctionCache):  # (not under NUMBA_DISABLE_JIT)
-        kernel._cache = _RecoveringCache(kernel.py_func)
-    return kernel
-
+from .jit import jit
 
 # --------------------------------------------------------------------------------------------
 # Cross-entropy over the rows of a 2-d array of logits (R, C) (layer_ops.CrossEntropy).
@@ -123,7 +27,7 @@ def _jit(fn):
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def subtract_row_max(x, out):
     """out[r] = x[r] - max(x[r]) for each row."""
     rows, cols = x.shape
@@ -138,7 +42,7 @@ def subtract_row_max(x, out):
             out[r, c] = x[r, c] - peak
 
 
-@_jit
+@jit
 def normalize_rows(p, sums):
     """Divide each row of p by its sum, in place, and write the sums (R,) into ``sums``."""
     rows, cols = p.shape
@@ -152,7 +56,7 @@ def normalize_rows(p, sums):
         sums[r] = total
 
 
-@_jit
+@jit
 def cross_entropy_backward(p, target, row_scale, out):
     """out[r, c] = row_scale[r] * (p[r, c] - [c == target[r]]), where p = softmax(x)."""
     rows, cols = p.shape
@@ -170,7 +74,7 @@ def cross_entropy_backward(p, target, row_scale, out):
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def scatter_add_rows(grad, index, out):
     """out[index[i]] += grad[i] for rows: grad (N, D), index (N,) in [0, len(out)), out (num_rows, D)."""
     n, dim = grad.shape
@@ -190,7 +94,7 @@ def scatter_add_rows(grad, index, out):
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
     """out[r] = (x[r] - mean[r]) * rstd[r] * weight + bias, with rstd = 1 / sqrt(biased var + eps).
 
@@ -216,7 +120,7 @@ def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
             out[r, c] = (x[r, c] - mu) * inv * weight[c] + bias[c]
 
 
-@_jit
+@jit
 def layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias):
     """Gradients of layer_norm_forward for g = dL/dy, with xhat = (x - mean) * rstd:
 
@@ -250,7 +154,7 @@ def layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias):
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def rnn_step_backward(grad_output, grad_next, hidden, relu, d_summed):
     """d_summed = (grad_output + grad_next) * f'(a) on flat arrays, from h = f(a):
 
@@ -264,7 +168,7 @@ def rnn_step_backward(grad_output, grad_next, hidden, relu, d_summed):
             d_summed[i] = d * (1.0 - hidden[i] * hidden[i])
 
 
-@_jit
+@jit
 def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd, d_summed, d_gain, d_bias):
     """One step of the LN-RNN backward, rows of (N, H); h = tanh(z), z = xhat * gain + bias.
 
@@ -301,7 +205,7 @@ def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean,
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def dropout_apply(x, keep, scale, out):
     """out[i] = x[i] * scale where keep[i], else x[i] * 0 (a dropped NaN stays NaN, as in PyTorch).
 
@@ -316,7 +220,7 @@ def dropout_apply(x, keep, scale, out):
 # --------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step_size, bias_correction2_sqrt, eps,
                 weight_decay):
     """Adam, PyTorch's rule, for one parameter: with g = grad + weight_decay * param,

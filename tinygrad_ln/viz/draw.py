@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..autograd import Function
 from ..tensor import Tensor
 from .budget import LayoutCost, dot_timeout, layout_cost
 from .collect import Graph, collect
@@ -115,7 +117,24 @@ def draw_graph(
     picture = Emitter(drawing, labels, options.root_names).emit(options.rankdir, caption, cost.graph_attributes())
     picture.layout_cost = cost  # what the budget was checked against
     picture.timeout = dot_timeout(cost, options.budget)
+    picture.folds = [FoldedSteps.of(graph, fold) for fold in drawing.planner.folds]
     return picture
+
+
+@dataclass(frozen=True)
+class FoldedSteps:
+    """Steps a picture folded, for checking it: ``steps[0]`` (step t=``first``) is drawn, the others
+    are the box; ``like[k][node]`` is the node of ``steps[0]`` that ``node`` of ``steps[k]`` matches."""
+
+    first: int
+    steps: list[list[Function]]
+    like: list[dict[Function, Function]]
+
+    @classmethod
+    def of(cls, graph: Graph, fold: Any) -> FoldedSteps:
+        steps = [[graph.ops[i] for i in step] for step in fold.steps]
+        like = [{graph.ops[i]: graph.ops[fold.template[i]] for i in step} for step in fold.steps]
+        return cls(fold.first, steps, like)
 
 
 def _draw(graph: Graph, modules: Modules, signature: list[int], options: Options, fold: bool, expand: Any,

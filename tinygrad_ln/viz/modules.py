@@ -12,6 +12,7 @@ import re
 from collections import deque
 from typing import Any
 
+from ..nn.module import Module
 from ..tensor import Tensor
 from .collect import Graph
 
@@ -48,6 +49,12 @@ def class_text(module: Any, width: int) -> str:
     if settings and len(settings) <= width and "\n" not in settings:
         return f"{type(module).__name__}: {settings}"
     return type(module).__name__
+
+
+def never_called(module: Any) -> bool:
+    """True for a container whose ``forward`` is Module's own (ModuleList): it holds modules, runs none."""
+    forward = getattr(type(module), "forward", None)
+    return forward is not None and forward is getattr(Module, "forward", None)
 
 
 class Modules:
@@ -103,7 +110,9 @@ class Modules:
                 if id(child) in self.name:  # a module shared by two parents keeps its first name
                     continue
                 self.name[id(child)] = f"{prefix}.{local}" if prefix else local
-                self.parent[id(child)] = module
+                # a container that is never called (ModuleList) is no frame: its modules hang from its parent
+                self.parent[id(child)] = self.parent.get(id(module)) if never_called(module) and \
+                    self.parent.get(id(module)) is not None else module
                 self.known.append(child)
                 queue.append(child)
 

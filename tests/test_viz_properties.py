@@ -12,6 +12,7 @@ loops, loops one after the other. Whatever the model, draw_graph's picture must
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -26,7 +27,8 @@ from tinygrad_ln.nn import functional as F
 from tinygrad_ln.viz import draw_graph
 from tinygrad_ln.viz import labels as viz_labels
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("VIZ_EXAMPLES", 25)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("VIZ_EXAMPLES", 25))  # VIZ_EXAMPLES=300 for a longer hunt
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 EXPAND = st.sampled_from([(), True, False])
 
 
@@ -207,7 +209,6 @@ def test_tied_embedding_and_head(vocab_extra, steps, seed):
     vocab = 3 + vocab_extra
     embed, cell, head = nn.Embedding(vocab, 4), nn.RNNCell(4, 4), nn.Linear(4, vocab)
     head.weight = embed.weight  # tied: one tensor, two modules
-    model = nn.ModuleDict if hasattr(nn, "ModuleDict") else None
     model = nn.Sequential(embed, cell, head)  # holds the three for naming
     chars = Tensor(tl.random.generator().integers(0, vocab, (2, steps + 1)))
     h, loss = None, 0.0

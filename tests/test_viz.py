@@ -16,6 +16,7 @@ from viz_helpers import Dot, char_rnn_loss, embedding_dropout_linear, needs_dot,
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn, viz
+from tinygrad_ln.nn import functional as F
 from tinygrad_ln.viz import draw_graph
 from tinygrad_ln.viz import labels as viz_labels
 
@@ -275,3 +276,83 @@ def test_renders_svg_with_tooltips_and_shows_in_jupyter(tmp_path):
     assert graph._repr_svg_().startswith("<?xml") and "<svg" in graph._repr_svg_()
     bundle = graph._repr_mimebundle_()
     assert "<svg" in bundle["image/svg+xml"]
+
+
+# ---- what each node is ------------------------------------------------------------------------------
+
+
+def test_getitem_shows_its_index():
+    x = Tensor.randn(3, 8, requires_grad=True)
+    loss = (x[:, :4] * x[:, 4:]).sum() + x[0].sum() + x[Tensor([2, 0])].sum() + x[x.detach() > 0].sum()
+    dot = Dot(draw_graph(loss).source)
+    indices = [re.match(r"getitem (\[.*?\]) ", dot.text(n)).group(1) for n in dot.names_of("op")
+               if dot.nodes[n][0] == "getitem"]
+    assert indices == ["[:, :4]", "[:, 4:]", "[0]", "[array (2,)]", "[mask (3, 8)]"]
+
+
+def test_dropout_shows_p_on_both_paths():
+    tl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.25))
+    x = Tensor.randn(8, 4)
+    fused = Dot(draw_graph(model(x).sum(), params=model).source)
+    assert "Dropout: p=0.25" in fused.text(fused.named("1")) and "p=0.25" in fused.text(fused.named("1"))
+    with tl.fused(False):
+        y = model(x)
+    primitive = Dot(draw_graph(y.sum(), params=model, expand=True).source)
+    assert "1 (Dropout: p=0.25)" in primitive.clusters
+    mask = primitive.named("dropout mask")  # the mask the primitive path multiplies by, named and explained
+    assert "0 or 1.33333: p=0.25" in primitive.text(mask)
+    with tl.fused(False):
+        z = F.dropout(Tensor.randn(8, 4, requires_grad=True), p=0.1)  # called directly: the mask says p
+    direct = Dot(draw_graph(z).source)
+    assert "p=0.1" in direct.text(direct.named("dropout mask"))
+
+
+def test_max_and_min_over_a_dim_are_drawn_by_the_names_called():
+    x = Tensor.randn(3, 4, requires_grad=True)
+    dot = Dot(draw_graph(x.max(dim=1).values.sum() + x.min(0).values.sum()).source)
+    assert {"max", "min"} <= set(dot.titles("op"))
+    assert "take_along_dim" not in dot.source
+    assert "dim=1" in dot.text(dot.named("max")) and "dim=0" in dot.text(dot.named("min"))
+
+
+def test_no_op_shape_ops_are_marked_and_cross_entropy_adds_none():
+    tl.manual_seed(0)
+    logits = Tensor.randn(4, 5, requires_grad=True)
+    loss = F.cross_entropy(logits, Tensor([0, 1, 2, 3]))
+    assert Dot(draw_graph(loss).source).titles("op") == ["cross_entropy"]  # no reshape the user did not write
+    y = logits.reshape(4, 5).permute(0, 1).sum()
+    dot = Dot(draw_graph(y).source)
+    assert "no-op: changes nothing" in dot.text(dot.named("reshape"))
+    assert "no-op: changes nothing" in dot.text(dot.named("permute"))
+    assert "no-op" not in dot.text(dot.named("sum"))
+
+
+def test_several_roots_are_told_apart():
+    a = Tensor.randn(3, requires_grad=True)
+    listed = Dot(draw_graph([a.exp().sum(), a.tanh().sum()]).source)
+    assert listed.titles("output") == ["output 0", "output 1"]
+    named = Dot(draw_graph({"loss": a.exp().sum(), "penalty": (a * a).sum()}).source)
+    assert named.titles("output") == ["loss", "penalty"]
+    assert "loss: the tensor draw_graph was given (1 of 2)" in named.tooltip("output")
+
+
+def test_a_weight_shared_by_three_calls_is_drawn_once_with_each_use_summed_visibly():
+    # issue 20: a weight shared by 5 calls was drawn 5 times, each box showing the total gradient as its own
+    tl.manual_seed(0)
+    linear = nn.Linear(3, 2)
+    xs = [Tensor.randn(4, 3) for _ in range(3)]
+    outs = [linear(x) for x in xs]
+    loss = (outs[0] * outs[1]).sum() + outs[2].sum()  # three calls, no loop
+    dot = Dot(draw_graph(loss, params={"W": linear.weight, "b": linear.bias}).source)
+    assert dot.titles("parameter") == ["W", "b"]  # drawn once each
+    boxes = dot.names_of("module")
+    assert len(boxes) == 3 and all("W (2, 3) shared, drawn outside; this use |grad|" in dot.text(n) for n in boxes)
+    loss.backward()
+    assert f"|grad| {viz_labels.number(float(np.linalg.norm(linear.weight.grad.numpy())))}" in dot.text(dot.named("W"))
+    assert "the sum over its 3 uses (each edge: its part)" in dot.text(dot.named("W"))
+    # each edge's part is that call's own gradient: g_k^T x_k, with g_k = d loss / d out_k
+    grads = [outs[1].numpy(), outs[0].numpy(), np.ones((4, 2), np.float32)]
+    for box, x, g in zip(boxes, xs, grads):
+        part = viz_labels.number(float(np.linalg.norm(g.astype(np.float64).T @ x.numpy())))
+        assert f"|grad| {part}" in dot.edge_attributes[(dot.named("W"), box)]

@@ -6,9 +6,11 @@ render checks the bitmap cap (skipped without ``dot``).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import struct
+import time
 import warnings
 
 import pytest
@@ -157,3 +159,41 @@ def test_png_is_capped_and_says_so(monkeypatch):
     assert not re.search(r"[ \[]size=", graph.source)  # the cap is added for bitmaps only, then taken away
     svg = graph.pipe(format="svg").decode()
     assert 'viewBox="0.00 0.00 120' not in svg
+
+
+# ---- true notes, and dot under a timeout -------------------------------------------------------------------
+
+
+def test_a_long_chain_with_nothing_to_fold_is_cut_and_the_caption_says_so_exactly():
+    # issue 20: the caption said steps were folded and to raise max_nodes; raising it changed nothing
+    x = Tensor.randn(3, requires_grad=True)
+    y = x
+    for k in range(2500):  # 5,000 ops, each mul by its own constant: no two steps alike, nothing to fold
+        y = (y * (1 + k / 1e4)).tanh()
+    with pytest.warns(UserWarning) as caught:
+        graph = draw_graph(y.sum(), fold=False, budget=2, max_nodes=10_000)
+    message = str(caught[0].message)
+    assert "folded" not in message and "max_nodes" not in message
+    assert re.search(r"only the [\d,]+ nodes nearest the output drawn, [\d,]+ not: as asked, the picture would take "
+                     r"about \d+ s to draw .* over the budget of 2 s; pass budget=None to draw it all", message)
+    dot = Dot(graph.source)
+    (more,) = dot.names_of("more")
+    assert "over the time budget: budget=None draws them" in dot.text(more) and "max_nodes" not in dot.text(more)
+    assert "(max_nodes=" not in graph.source and "nodes nearest the output drawn, " in graph.source  # the caption
+
+
+def test_dot_runs_under_a_timeout(tmp_path, monkeypatch):
+    # issue 20: a dot that hangs blocked forever
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ.get('PATH', '')}")
+    loss, *_ = small_graph()
+    graph = draw_graph(loss)
+    assert graph.timeout == viz_budget.dot_timeout(graph.layout_cost, 10.0)
+    assert graph.timeout >= 10.0 * viz_budget.TIMEOUT_FACTOR  # far beyond a layout that fits the budget
+    graph.timeout = 0.5
+    started = time.perf_counter()
+    with pytest.raises(viz_dot.DotTimeout, match=r"dot did not finish within 0 s .* and was stopped"):
+        graph.pipe(format="svg")
+    assert time.perf_counter() - started < 10

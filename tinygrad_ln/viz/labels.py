@@ -531,7 +531,8 @@ class Labels:
             lines += self._module_line(item.context)
         else:
             hidden = sum((item.hidden or Counter()).values())
-            lines = [f"{hidden} nodes furthest from the output, not drawn (max_nodes=)"]
+            why = "over the time budget (budget=)" if self.drawing.cut_by == "budget" else "(max_nodes=)"
+            lines = [f"{hidden} nodes furthest from the output, not drawn {why}"]
         return "\\n".join(line.replace("\\", "/") for line in lines)
 
     def _tensor_lines(self, tensor: Tensor | None, grad: Summary | None, prefix: str = "") -> list[str]:

@@ -332,7 +332,14 @@ class StepFinder:
         first = matches[start]
         steps = [sorted(matches[k].values()) for k in range(start, stop)]
         recurrent = any(0 <= step.get(j, UNASSIGNED) < middle for t in template for j in graph.sources[t])
-        return Fold(steps, start, [matches[k][results[middle]] for k in range(start, stop)], recurrent,
+        # what a step hands on: the op the next step reads first (h_t, not the running loss), else the anchor's result
+        result = results[middle]
+        for i in members[middle + 1] if middle + 1 < n else []:
+            handed = [j for j in graph.sources[i] if j in template]
+            if handed:
+                result = max(handed)
+                break
+        return Fold(steps, start, [matches[k][result] for k in range(start, stop)], recurrent,
                     {matches[k][t]: first[t] for k in range(start, stop) for t in template})
 
     def _result(self, ops: list[int]) -> int:

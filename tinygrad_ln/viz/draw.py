@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -104,7 +103,8 @@ def draw_graph(
             elif options.show_grad:
                 shared = drawing.parameter_uses()
                 keep = frozenset(i for by_item in shared.values() for ops in by_item.values() for i in ops)
-                gradients = backward_pass(graph, drawing.shown_ops(), keep)
+                shown, norms = drawing.shown_ops()
+                gradients = backward_pass(graph, shown, keep, norms)
                 uses = use_gradients(graph, gradients, shared)
     except NoGradients as reason:  # the caption says why; a failure is also a warning
         notes.append(str(reason)[0].upper() + str(reason)[1:])
@@ -117,24 +117,29 @@ def draw_graph(
     picture = Emitter(drawing, labels, options.root_names).emit(options.rankdir, caption, cost.graph_attributes())
     picture.layout_cost = cost  # what the budget was checked against
     picture.timeout = dot_timeout(cost, options.budget)
-    picture.folds = [FoldedSteps.of(graph, fold) for fold in drawing.planner.folds]
+    picture.folds = [FoldedSteps(graph, fold) for fold in drawing.planner.folds]
     return picture
 
 
-@dataclass(frozen=True)
 class FoldedSteps:
     """Steps a picture folded, for checking it: ``steps[0]`` (step t=``first``) is drawn, the others
     are the box; ``like[k][node]`` is the node of ``steps[0]`` that ``node`` of ``steps[k]`` matches."""
 
-    first: int
-    steps: list[list[Function]]
-    like: list[dict[Function, Function]]
+    def __init__(self, graph: Graph, fold: Any) -> None:
+        self._graph, self._fold = graph, fold
+        self.first: int = fold.first
 
-    @classmethod
-    def of(cls, graph: Graph, fold: Any) -> FoldedSteps:
-        steps = [[graph.ops[i] for i in step] for step in fold.steps]
-        like = [{graph.ops[i]: graph.ops[fold.template[i]] for i in step} for step in fold.steps]
-        return cls(fold.first, steps, like)
+    @property
+    def steps(self) -> list[list[Function]]:
+        return [[self._graph.ops[i] for i in step] for step in self._fold.steps]
+
+    @property
+    def like(self) -> list[dict[Function, Function]]:
+        ops, template = self._graph.ops, self._fold.template
+        return [{ops[i]: ops[template[i]] for i in step} for step in self._fold.steps]
+
+    def __repr__(self) -> str:
+        return f"FoldedSteps(first={self.first}, {len(self._fold.steps)} steps of {len(self._fold.steps[0])} ops)"
 
 
 def _draw(graph: Graph, modules: Modules, signature: list[int], options: Options, fold: bool, expand: Any,

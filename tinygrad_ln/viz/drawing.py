@@ -204,9 +204,11 @@ class Drawing:
                 uses[index] = {item: sorted(set(ops)) for item, ops in by_item.items()}
         return uses
 
-    def shown_ops(self) -> set[int]:
-        """The ops whose numbers a drawn item shows: drawn ops, each box's result, each folded step's result."""
+    def shown_ops(self) -> tuple[set[int], set[int]]:
+        """The ops whose gradient a drawn item shows: in full (drawn ops, each box's result), and
+        by its norm only (each folded step's result, a cell of its box's strip)."""
         shown: set[int] = set()
+        norms: set[int] = set()
         for index in self.visible:
             item = self.items[index]
             if item.kind == "op":
@@ -214,8 +216,8 @@ class Drawing:
             elif item.kind == "module":
                 shown.add(leaving_op(self.graph, item.ops))
             elif item.kind == "steps":
-                shown.update(item.step_outputs)
-        return shown
+                norms.update(item.step_outputs)
+        return shown, norms
 
     def _kind_name(self, item: Item) -> str:
         if item.kind == "op":

@@ -71,6 +71,14 @@ def _summarise(array: np.ndarray) -> Summary:
                    float(values.max()), integer)
 
 
+def norm_only(array: np.ndarray) -> Summary:
+    """A summary holding only the norm (the rest NaN): all a cell of a folded box's strip needs."""
+    with np.errstate(all="ignore"):
+        values = np.asarray(array, dtype=np.float64).reshape(-1)
+        norm = math.sqrt(float(values @ values)) if values.size else 0.0
+    return Summary(array.shape, norm, None, math.nan, math.nan, math.nan, math.nan, False)
+
+
 @dataclass
 class Gradients:
     """The gradient summaries to draw: per op result and per leaf (None where there is none)."""
@@ -91,10 +99,11 @@ class NoGradients(Exception):
         self.failed = failed
 
 
-def backward_pass(graph: Graph, shown: set[int], keep: frozenset[int] = frozenset()) -> Gradients:
-    """d root / d x for every leaf that requires grad and for the results of the ``shown`` ops,
-    from one pass (and the raw gradient of the ``keep`` ops). Raises ``NoGradients`` when no root
-    gives a starting gradient, or when an op's backward fails."""
+def backward_pass(graph: Graph, shown: set[int], keep: frozenset[int] = frozenset(),
+                  norms: set[int] = frozenset()) -> Gradients:
+    """d root / d x for every leaf that requires grad and for the results of the ``shown`` ops
+    (of the ``norms`` ops, only the norm), from one pass, and the raw gradient of the ``keep``
+    ops. Raises ``NoGradients`` when no root gives a starting gradient, or when a backward fails."""
     roots, seeds, kinds = [], [], []
     for root in graph.roots:
         if root.grad_fn is None:
@@ -114,6 +123,8 @@ def backward_pass(graph: Graph, shown: set[int], keep: frozenset[int] = frozense
         i = graph.position[node]
         if i in shown:
             op_summaries[i] = summarise(grad)
+        elif i in norms:
+            op_summaries[i] = norm_only(grad)
         if i in keep:
             kept[i] = grad
 

@@ -463,8 +463,11 @@ class StepFinder:
         tensor, other = self.graph.leaves[leaf], self.graph.leaves[~partner]
         if tensor.requires_grad or other.requires_grad:
             return False
-        if tensor.data.size <= 1 or other.data.size <= 1:
-            return tensor.dtype == other.dtype and bool(np.array_equal(tensor.data, other.data, equal_nan=True))
+        if tensor.data.size <= 1 or other.data.size <= 1:  # a constant: the same value (NaN is NaN)
+            if tensor.dtype != other.dtype or tensor.data.shape != other.data.shape:
+                return False
+            a, b = tensor.data.reshape(-1).tolist(), other.data.reshape(-1).tolist()
+            return a == b or (len(a) == 1 and a[0] != a[0] and b[0] != b[0])
         return True
 
 

@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import warnings
+from collections import Counter
 from typing import Any
 
 import graphviz
@@ -44,6 +45,9 @@ MAX_BITMAP_PIXELS = 8000
 BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
 _DPI = 96  # graphviz's default for bitmaps
 RECURRENCE = {"penwidth": "1.8", "color": "#444444"}  # edges from one step to the next
+# a shared parameter's edges carry each use's part of its gradient as a label when it has at most
+# this many; beyond, in the edge's tooltip only (labels on dozens of edges cost dot ~20% and say little)
+MAX_LABELLED_USES = 8
 
 
 class GraphvizNotFound(graphviz.ExecutableNotFound):
@@ -239,11 +243,12 @@ class Emitter:
             self._fill(sub, entries.get(c, []), built)
             built[c] = sub
         self._fill(dot, entries.get(None, []), built)
+        uses = Counter(a for a, _ in self.drawing.edges if self.items[a].kind == "parameter")
         for (a, b), n in self.drawing.edges.items():
             texts = [f"×{n}"] if n > 1 else []
             leaf = self.items[a].leaf if self.items[a].kind == "parameter" else None
             part = None if leaf is None else self.labels.use_text(leaf, b)
-            if part is not None:  # a shared parameter: the part of its gradient this use sends
+            if part is not None and uses[a] <= MAX_LABELLED_USES:  # the part of its gradient this use sends
                 texts.append(part)
             attributes = {"xlabel": " " + "  ".join(texts)} if texts else {}
             if part is not None:

@@ -8,6 +8,7 @@ import html
 import os
 import struct
 import subprocess
+import textwrap
 import warnings
 from collections import Counter
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import graphviz
 
 from .fold import Cluster
-from .labels import DIM_TEXT, Labels, grad_colour, grad_text_colour
+from .labels import DIM_TEXT, MAX_LABELLED_USES, Labels, grad_colour, grad_text_colour
 
 FONT = "Helvetica,Arial,sans-serif"
 EDGE_COLOUR = "#666666"
@@ -45,9 +46,7 @@ MAX_BITMAP_PIXELS = 8000
 BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
 _DPI = 96  # graphviz's default for bitmaps
 RECURRENCE = {"penwidth": "1.8", "color": "#444444"}  # edges from one step to the next
-# a shared parameter's edges carry each use's part of its gradient as a label when it has at most
-# this many; beyond, in the edge's tooltip only (labels on dozens of edges cost dot ~20% and say little)
-MAX_LABELLED_USES = 8
+NOTE_WIDTH = 100  # characters per line of a note in the caption
 
 
 class GraphvizNotFound(graphviz.ExecutableNotFound):
@@ -320,8 +319,10 @@ def header(title: str | None, notes: list[str], kinds: set[str], gradients_text:
     rows = []
     if title:
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="16"><B>{html.escape(title)}</B></FONT></TD></TR>')
-    for note in notes:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{html.escape(note)}</FONT></TD></TR>')
+    for note in notes:  # in lines of at most NOTE_WIDTH characters: a wide caption would stretch the legend
+        lines = '<BR ALIGN="LEFT"/>'.join(html.escape(line) for line in textwrap.wrap(note, NOTE_WIDTH))
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{lines}<BR ALIGN="LEFT"/></FONT>'
+                    '</TD></TR>')
     if kinds:
         chips = []
         for kind in ("op", "parameter", "input", "module", "steps", "output", "more"):

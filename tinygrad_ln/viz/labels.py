@@ -39,6 +39,9 @@ VANISHING_COLOUR = "#2c7bb6"
 EXPLODING_COLOUR = "#d7191c"
 ZERO_COLOUR = "#f2f2f2"
 STRIP_CELLS = 32  # a folded box's strip of per-step gradients has at most this many cells
+# a shared parameter's edges carry each use's part of its gradient as a label when it has at most
+# this many; beyond, in the edge's tooltip only (labels on dozens of edges cost dot ~20% and say little)
+MAX_LABELLED_USES = 8
 # op attributes worth printing under the op's name, and how
 OP_ATTRIBUTES = (
     ("exponent", "^{}"), ("dims", "dim={}"), ("dim", "dim={}"), ("p", "p={}"), ("eps", "eps={}"),
@@ -371,9 +374,11 @@ class Labels:
                 rows.append(dim_line(f"0 or {constant(1 / (1 - p))}: p={constant(round(p, 6))}"))
             if tensor.requires_grad:
                 rows += self.grad_rows(self.leaf_grad(item.leaf))
-                if self.use_count.get(item.leaf, 0) > 1 and self.leaf_grad(item.leaf) is not None:
+                edges = self.use_count.get(item.leaf, 0)
+                if edges > 1 and self.leaf_grad(item.leaf) is not None:
                     uses = len(set(self.graph.leaf_consumers[item.leaf]))
-                    rows.append(dim_line(f"the sum over its {uses} uses (each edge: its part)", 8))
+                    where = "each edge: its part" if edges <= MAX_LABELLED_USES else "each edge's tooltip: its part"
+                    rows.append(dim_line(f"the sum over its {uses} uses ({where})", 8))
         return table(self.leaf_title(item), rows)
 
     def use_text(self, leaf: int, item: int) -> str | None:

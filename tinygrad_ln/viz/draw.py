@@ -43,9 +43,13 @@ def draw_graph(
 ) -> Digraph:
     """The graph that produced ``root`` (a tensor, or several) as a ``graphviz.Digraph``.
 
+    Every option is checked first: a mistake is a one-line error naming the option, what it got
+    and what it accepts (viz/options.py).
+
     Args:
-        root: the tensor whose graph to draw (usually the loss), or a sequence of tensors.
-        params: your model, a Module: its ``named_parameters`` label the leaves and its
+        root: the tensor whose graph to draw (usually the loss), a sequence of tensors (drawn as
+            'output 0', 'output 1'...), or a dict name -> tensor (drawn by those names).
+        params: your model, a Module instance: its ``named_parameters`` label the leaves and its
             sub-modules name the frames (ops its own ``forward`` runs get no frame). Or a dict
             name -> Tensor (or pairs, such as ``model.named_parameters()``) labelling those
             leaves; a named tensor that does not require grad is drawn as a named input.
@@ -55,26 +59,32 @@ def draw_graph(
             one-element root, or with the root's kept ``.grad``), writing no ``.grad``: leaves,
             ops and modules agree whatever backward or ``zero_grad`` did before. Its norm is
             coloured from vanishing (< 1e-6, blue) to exploding (> 1e3, red); an exact 0 reads
-            "0". ``'leaf'``: leaves show their accumulated ``.grad`` instead, ops nothing.
-            ``False``: no gradients.
+            "0". A parameter read in several places shows the sum, each edge its use's part.
+            ``'leaf'``: leaves show their accumulated ``.grad`` instead, ops nothing.
+            ``False``: no gradients. A picture without gradients says why in its caption.
         show_values: print each node's value, and the gradient signed instead of its norm: every
             element of a tensor with at most 4, else mean, std, min and max (micrograd's view).
         show_saved: list under each op the arrays it keeps for backward (every array it holds,
             see viz/saved.py) and their bytes; collapsed modules and folded steps show totals.
         show_order: number each op in the order ``backward`` visits it (#1: the output's op).
         expand: modules to draw as their primitive ops, by dotted name ('rnn.layer_norm_l0'),
-            class name ('LayerNorm') or class; ``True`` expands every module, ``False`` collapses
-            every one. By default modules without sub-modules are collapsed and the others expanded.
-        collapse: modules to draw as one box even if ``expand`` would open them.
-        fold: fold repeated steps (a stack/cat of step results, or a chain of calls of one
-            module, as a hand-written RNN loop): step 0 drawn in full, the others as one box with
-            a loop edge. False draws every step (within ``budget``).
+            class name ('LayerNorm') or class, or a list of them; ``True`` expands every module,
+            ``False`` collapses every one. By default modules without sub-modules are collapsed and
+            the others expanded. A name that matches no module is an error.
+        collapse: modules to draw as one box even if ``expand`` would open them (as ``expand``;
+            ``True``: every one).
+        fold: fold the steps of loops, only steps proven alike (the same ops, modules, shapes,
+            settings, constants and parameters, each reading the step before as the others do;
+            viz/steps.py): one step drawn in full, the others as one box with a loop edge and
+            the extremes of their gradients. False draws every step (within ``budget``).
         max_nodes: at most this many nodes are drawn (those nearest the output); the rest
             become one "not drawn" node with counts.
-        budget: seconds Graphviz's ``dot`` may take to lay the picture out, estimated before it
-            runs (viz/budget.py). Over it, draw_graph folds (despite ``fold=False``), then collapses
-            modules (despite ``expand``), then draws fewer nodes, and says so in the caption and
-            in a warning. None: no limit (a 64-step loop unfolded can take dot many minutes).
+        budget: seconds the picture may take, draw_graph's Python side and Graphviz's ``dot``
+            laying it out, estimated before dot runs (viz/budget.py). Over it, draw_graph folds
+            (despite ``fold=False``), then collapses modules (despite ``expand``), then draws fewer
+            nodes, and says exactly which in the caption and in a warning. None: no limit (a
+            64-step loop unfolded can take dot many minutes). Rendering stops a dot that runs far
+            beyond it (``DotTimeout``).
         rankdir: graphviz direction: 'TB' (inputs at the top), 'LR', 'BT' or 'RL'.
         title: a caption drawn above the graph.
         legend: draw the legend of node kinds (and the gradient scale) under the title.
@@ -85,6 +95,8 @@ def draw_graph(
         and Jupyter's display need ``dot``, and raise ``GraphvizNotFound`` (a
         ``graphviz.ExecutableNotFound``) saying how to install it when it is missing. Bitmaps
         (PNG) are drawn at most 8000 px a side. Each node's SVG tooltip repeats its numbers.
+        ``.layout_cost`` is the time estimate, ``.timeout`` dot's timeout (None: no limit) and
+        ``.folds`` the folded steps (``FoldedSteps``), for checking them.
     """
     started = time.perf_counter()
     options = check_options(root, params, show_grad, show_values, show_saved, show_order, expand, collapse, fold,

@@ -9,7 +9,11 @@ their edges skip hundreds of ranks: ~24,000 points.
 
 So the estimate ranks the drawing as dot roughly does (the longest path from the inputs, each
 node then pulled down to just above its first reader), and counts nodes, edges, points and
-frames into one ``size``. The seconds are ``0.05 + 2e-4 * size + 4e-8 * size**2``: measured on
+frames into one ``size``. The seconds are ``0.05 + 2e-4 * size + 4e-8 * size**2``, plus
+``1.2e-5 * long_edges / (1 + frames)``: a weight drawn once with an edge to each step of an
+unfolded loop makes dot route dozens of edges across the whole height, which frames (a frame per
+step) keep cheap and nothing else does; that term was fitted on 24 such graphs on a busy machine,
+so it errs high. The rest was measured on
 this machine (2 shared cores, graphviz 2.43) over 139 graphs of every shape draw_graph makes
 (unfolded RNNs and hand-written loops, expanded modules, long chains, wide sums, random DAGs
 with long skip edges), every ``dot -Tsvg`` took at most 0.53 of this estimate; the largest took
@@ -41,6 +45,8 @@ STARTUP = 0.05
 PER_POINT = 2e-4
 PER_POINT_SQUARED = 4e-8
 CLUSTER_POINTS = 4  # a frame costs dot about as much as four points
+# long edges without frames to hold them (a weight drawn once, feeding every step of an unfolded loop)
+PER_LONG_EDGE = 1.2e-5
 LARGE_POINTS = 1500
 ITERATION_LIMITS = {"nslimit": "2", "nslimit1": "2"}
 # the Python side: draw_graph's own backward pass per op, and labelling and emitting per node drawn
@@ -71,7 +77,8 @@ class LayoutCost:
     @property
     def dot_seconds(self) -> float:
         """Estimated layout time with ``graph_attributes`` applied (an upper bound on the graphs measured)."""
-        return STARTUP + PER_POINT * self.size + PER_POINT_SQUARED * self.size ** 2
+        routing = PER_LONG_EDGE * self.long_edges / (1 + self.clusters)
+        return STARTUP + PER_POINT * self.size + PER_POINT_SQUARED * self.size ** 2 + routing
 
     @property
     def python_seconds(self) -> float:

@@ -1,9 +1,9 @@
 """Task 7: the backward of softmax.
 
-softmax couples every element of a row: y_i = exp(x_i) / sum_j exp(x_j), so each y_i depends on
-every x_j, and the Jacobian of a row is a full matrix, not a diagonal. Work out the gradient
+softmax couples every element of a slice: y_i = exp(x_i) / sum_j exp(x_j), so each y_i depends on
+every x_j, and the Jacobian of a slice is a full matrix, not a diagonal. Work out the gradient
 without building that matrix: it comes out as a few elementwise operations and one sum along the
-dim. Read first: ``Softmax`` in tinygrad_ln/ops.py, and the softmax derivation in docs/autograd.md.
+dim. Do this task before the softmax part of section 9 of docs/autograd.md, which derives it.
 
 The grader puts your function inside ``ops.Softmax.backward``, so every ``x.softmax(dim)`` in its
 checks runs your code.
@@ -17,9 +17,7 @@ def softmax_backward(g: np.ndarray, y: np.ndarray, dim: int) -> np.ndarray:
 
     Shapes: g, y and x all have one shape; ``dim`` (a non-negative int) is the dim softmax
     normalizes along: every slice along it sums to 1. You get y (which forward saved), not x.
-    Start from dy_i/dx_j = y_i * ([i == j] - y_j) within one slice, and compute
-    dL/dx_j = sum_i g_i * dy_i/dx_j. (Sums along ``dim`` with ``keepdims=True`` broadcast back.)
-
-    The library's answer: ``Softmax.backward`` in tinygrad_ln/ops.py.
+    Find dy_i/dx_j within one slice, for i == j and for i != j, written with y only; then
+    dL/dx_j = sum_i g_i * dy_i/dx_j. Check it on a slice of two numbers by hand before coding it.
     """
     raise NotImplementedError("softmax_backward")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -229,3 +231,209 @@ def test_constructor_errors():
         optim.SGD([p, p], lr=0.1)
     with pytest.raises(TypeError):
         optim.SGD([np.ones(2)], lr=0.1)
+
+
+# ---- load_state_dict on a state someone else wrote (issue 18) ------------------------------------
+
+
+def stepped_adam(amsgrad=False):
+    """Adam over two parameters of different shapes, after one step: (optimizer, its state_dict)."""
+    params = [nn.Parameter(np.ones((3, 4), np.float32)), nn.Parameter(np.ones(5, np.float32))]
+    optimizer = optim.Adam([{"params": [params[0]]}, {"params": [params[1]], "lr": 0.5}], lr=0.01, amsgrad=amsgrad)
+    for param in params:
+        param.grad = Tensor(np.full(param.shape, 0.5, np.float32))
+    optimizer.step()
+    return optimizer, optimizer.state_dict()
+
+
+def snapshot(optimizer):
+    state = {id(p): {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+             for p, s in optimizer.state.items()}
+    groups = [{k: (list(v) if k == "params" else v) for k, v in g.items()} for g in optimizer.param_groups]
+    return state, groups
+
+
+def assert_unchanged(optimizer, before):
+    state, groups = snapshot(optimizer)
+    assert groups == before[1]
+    assert state.keys() == before[0].keys()
+    for key, entry in state.items():
+        assert entry.keys() == before[0][key].keys()
+        for name, value in entry.items():
+            np.testing.assert_array_equal(value, before[0][key][name])
+
+
+def damaged(change):
+    """A fresh stepped Adam and its state_dict after ``change(state_dict)``."""
+    optimizer, state = stepped_adam()
+    change(state)
+    return optimizer, state
+
+
+def _set(path, value):
+    def change(state):
+        *parents, last = path
+        target = state
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    shown = f"array{value.shape}:{value.dtype}" if isinstance(value, np.ndarray) else repr(value)
+    change.__name__ = f"{'.'.join(map(str, path))}={shown}"[:50]
+    return change
+
+
+def _delete(path):
+    def change(state):
+        *parents, last = path
+        target = state
+        for key in parents:
+            target = target[key]
+        del target[last]
+    change.__name__ = f"del {'.'.join(map(str, path))}"
+    return change
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (_set(("state", 1, "exp_avg"), np.float32(0.0)), TypeError, ["state[1]['exp_avg']", "shape (5,)", "float32"]),
+    (_set(("state", 0, "exp_avg_sq"), np.float64(0.0)), TypeError, ["state[0]['exp_avg_sq']"]),
+    (_set(("state", 1, "exp_avg"), np.array(0.0, np.float32)), ValueError, ["state[1]['exp_avg']", "shape ()"]),
+    (_set(("state", 1, "exp_avg"), np.zeros(4, np.float32)), ValueError, ["shape (4,)"]),
+    (_set(("state", 1, "exp_avg"), np.zeros((5, 1), np.float32)), ValueError, ["shape (5, 1)"]),
+    (_set(("state", 1, "exp_avg"), [0.0] * 5), TypeError, ["state[1]['exp_avg']", "list"]),
+    (_set(("state", 1, "exp_avg"), np.zeros(5, np.int64)), TypeError, ["float array", "int64"]),
+    (_set(("state", 1, "exp_avg"), np.zeros(5, np.complex64)), TypeError, ["complex64"]),
+    (_set(("state", 1, "exp_avg"), np.array(["0"] * 5)), TypeError, ["<U1"]),
+    (_set(("state", 1, "exp_avg"), np.zeros(5, object)), TypeError, ["object"]),
+    (_set(("state", 1, "exp_avg_sq"), -np.ones(5, np.float32)), ValueError, ["state[1]['exp_avg_sq']", "negative"]),
+    (_set(("state", 1, "step"), -1), ValueError, ["state[1]['step']", "non-negative"]),
+    (_set(("state", 1, "step"), 1.0), TypeError, ["state[1]['step']", "int"]),
+    (_set(("state", 1, "step"), True), TypeError, ["state[1]['step']"]),
+    (_set(("state", 1, "step"), np.ones(5)), TypeError, ["state[1]['step']"]),
+    (_set(("state", 1, "step"), 2**64), ValueError, ["state[1]['step']"]),
+    (_delete(("state", 1, "exp_avg_sq")), ValueError, ["state[1]", "misses 'exp_avg_sq'"]),
+    (_set(("state", 1, "momentum_buffer"), np.zeros(5, np.float32)), ValueError, ["state[1]", "'momentum_buffer'"]),
+    (_set(("state", 1), [1, 2]), TypeError, ["state[1]", "dict"]),
+    (_set(("state", 1), None), TypeError, ["state[1]", "dict"]),
+    (_set(("state", 2), {}), ValueError, ["'state' holds 2", "0..1"]),
+    (_set(("state", -1), {}), ValueError, ["'state' holds -1"]),
+    (_set(("state", "1"), {}), ValueError, ["'state' holds '1'"]),
+    (_set(("state",), [1]), TypeError, ["'state' must be a dict"]),
+    (_set(("param_groups", 1, "lr"), -0.1), ValueError, ["param_groups[1]['lr']", ">= 0"]),
+    (_set(("param_groups", 1, "lr"), float("nan")), ValueError, ["param_groups[1]['lr']"]),
+    (_set(("param_groups", 1, "lr"), float("inf")), ValueError, ["param_groups[1]['lr']", "finite"]),
+    (_set(("param_groups", 1, "lr"), "0.1"), TypeError, ["param_groups[1]['lr']", "number"]),
+    (_set(("param_groups", 1, "lr"), True), TypeError, ["param_groups[1]['lr']"]),
+    (_set(("param_groups", 0, "betas"), (0.9, 1.0)), ValueError, ["param_groups[0]['betas'][1]", "[0.0, 1.0)"]),
+    (_set(("param_groups", 0, "betas"), (-0.1, 0.9)), ValueError, ["param_groups[0]['betas'][0]"]),
+    (_set(("param_groups", 0, "betas"), (0.9,)), TypeError, ["param_groups[0]['betas']", "pair"]),
+    (_set(("param_groups", 0, "eps"), -1e-8), ValueError, ["param_groups[0]['eps']"]),
+    (_set(("param_groups", 0, "weight_decay"), None), TypeError, ["param_groups[0]['weight_decay']"]),
+    (_set(("param_groups", 0, "amsgrad"), 1), TypeError, ["param_groups[0]['amsgrad']", "True or False"]),
+    (_set(("param_groups", 0, "momentum"), 0.9), ValueError, ["param_groups[0]", "unknown 'momentum'"]),
+    (_delete(("param_groups", 0, "eps")), ValueError, ["param_groups[0]", "misses 'eps'"]),
+    (_set(("param_groups", 0, "params"), [5]), ValueError, ["param_groups[0]['params'] holds 5"]),
+    (_set(("param_groups", 0, "params"), [1]), ValueError, ["index 1 appears twice"]),
+    (_set(("param_groups", 0, "params"), 0), TypeError, ["param_groups[0]['params']", "list"]),
+    (_set(("param_groups", 0), "lr=1"), TypeError, ["param_groups[0]", "dict"]),
+    (_set(("param_groups",), {"lr": 1}), TypeError, ["'param_groups' must be a list"]),
+    (_set(("extra",), 1), ValueError, ["the state dict", "unknown 'extra'"]),
+    (_delete(("state",)), ValueError, ["the state dict", "misses 'state'"]),
+], ids=lambda value: getattr(value, "__name__", ""))
+def test_load_state_dict_checks_every_field_and_changes_nothing_when_one_is_wrong(change, error, words):
+    optimizer, state = damaged(change)
+    before = snapshot(optimizer)
+    with pytest.raises(error) as raised:
+        optimizer.load_state_dict(state)
+    for word in words:
+        assert word in str(raised.value), (word, str(raised.value))
+    assert_unchanged(optimizer, before)
+
+
+def test_loading_amsgrad_on_requires_its_running_maximum():
+    optimizer, state = stepped_adam()
+    state["param_groups"][0]["amsgrad"] = True  # the state holds no max_exp_avg_sq: step() would need it
+    with pytest.raises(ValueError, match=r"state\[0\] misses 'max_exp_avg_sq'"):
+        optimizer.load_state_dict(state)
+    optimizer, state = stepped_adam(amsgrad=True)
+    optimizer.load_state_dict(state)
+
+
+def test_sgd_state_and_nesterov_are_checked():
+    a = nn.Parameter(np.ones(2))
+    optimizer = optim.SGD([a], lr=0.1, momentum=0.9)
+    a.grad = Tensor(np.ones(2))
+    optimizer.step()
+    state = optimizer.state_dict()
+    bad = {**state, "state": {0: {"momentum_buffer": np.float64(1.0)}}}
+    with pytest.raises(TypeError, match=r"state\[0\]\['momentum_buffer'\].*shape \(2,\)"):
+        optimizer.load_state_dict(bad)
+    nesterov = {**state, "param_groups": [{**state["param_groups"][0], "nesterov": True, "dampening": 0.5}]}
+    with pytest.raises(ValueError, match="Nesterov"):
+        optimizer.load_state_dict(nesterov)
+    plain = optim.SGD([a], lr=0.1)  # no momentum: a loaded buffer would be an unknown key
+    with pytest.raises(ValueError, match="unknown 'momentum_buffer'"):
+        plain.load_state_dict({**state, "param_groups": [{**state["param_groups"][0], "momentum": 0.0}]})
+
+
+def test_a_scalar_parameter_takes_zero_d_state_and_values_are_normalised():
+    scalar = nn.Parameter(np.array(2.0))
+    optimizer = optim.Adam([scalar], lr=0.1)
+    scalar.grad = Tensor(np.array(1.0))
+    optimizer.step()
+    state = optimizer.state_dict()
+    state["state"][0]["step"] = np.int64(1)
+    state["param_groups"][0].update(lr=np.float32(0.25), betas=[0.5, 0.75], amsgrad=np.bool_(False))
+    optimizer.load_state_dict(state)
+    group = optimizer.param_groups[0]
+    assert type(optimizer.state[scalar]["step"]) is int and type(group["lr"]) is float
+    assert group["betas"] == (0.5, 0.75) and group["amsgrad"] is False
+    scalar.grad = Tensor(np.array(1.0))
+    optimizer.step()
+    assert np.isfinite(scalar.data) and optimizer.state[scalar]["step"] == 2
+
+
+def test_a_custom_optimizer_may_keep_numbers_in_its_state():
+    class Counting(optim.Optimizer):
+        def _update(self, param, grad, state, group):
+            state["calls"] = state.get("calls", 0) + 1
+
+    a = nn.Parameter(np.ones(2))
+    optimizer = Counting([a], {"lr": 0.1})
+    a.grad = Tensor(np.ones(2))
+    optimizer.step()
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert optimizer.state[a] == {"calls": 1}
+
+
+CRAFTED_STATE = """
+import sys
+import numpy as np
+import tinygrad_ln as tl
+from tinygrad_ln import Tensor, nn, optim
+
+param = nn.Parameter(np.ones(100_000, np.float32))
+optimizer = optim.Adam([param], lr=0.01)
+param.grad = Tensor(np.ones(100_000, np.float32))
+optimizer.step()
+state = optimizer.state_dict()
+state["state"][0].update(exp_avg=np.float32(0.0), exp_avg_sq=np.float32(0.0))  # scalars, not arrays
+tl.save({"optimizer": state}, sys.argv[1])
+try:
+    optimizer.load_state_dict(tl.load(sys.argv[1])["optimizer"])
+except (TypeError, ValueError) as error:
+    print("refused:", error)
+for _ in range(3):
+    param.grad = Tensor(np.ones(100_000, np.float32))
+    optimizer.step()
+print("stepped", optimizer.state[param]["step"])
+"""
+
+
+def test_a_crafted_state_of_scalars_is_refused_and_the_next_step_does_not_crash(tmp_path):
+    """Before the checks, the Adam kernel wrote 100,000 elements into a 1-element array (exit 139)."""
+    child = subprocess.run([sys.executable, "-c", CRAFTED_STATE, str(tmp_path / "crafted.npz")],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, f"exit {child.returncode}: {child.stderr[-2000:]}"
+    refused, stepped = child.stdout.splitlines()
+    assert refused.startswith("refused: load_state_dict: state[0]['exp_avg'] (parameter 0) must be an array")
+    assert stepped == "stepped 4"

@@ -191,7 +191,7 @@ class PowScalar(Function):
     def forward(self, x, *, exponent):
         self.exponent = exponent
         self.save_for_backward(x)
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, as PyTorch
+        with np.errstate(all="ignore"):  # 0 ** -1 = inf, (-1) ** 0.5 = nan, 1e200 ** 2 = inf, as PyTorch
             return x**exponent
 
     # d(x**n)/dx = n * x**(n-1)
@@ -555,6 +555,10 @@ class AMin(AMax):
 
     name = "amin"
     reduce = staticmethod(np.min)
+
+    # d min(x)/dx_i = 1 where x_i is the min, else 0; ties share it equally: 1 / (number of ties)
+    def backward(self, g):
+        return super().backward(g)  # the same code as AMax: x == out picks the minima here
 
 
 class TakeAlongDim(Function):

@@ -34,7 +34,8 @@ def check_dropout_probability(p: float) -> None:
 def dropout_mask(shape: tuple[int, ...], dtype: np.dtype, p: float) -> tuple[np.ndarray, float]:
     """(keep, scale): ``keep`` True with probability 1 - p, from the library's seeded generator, and
     scale = 1 / (1 - p), the factor that keeps E[y] = x (0 for p = 1: all dropped, as PyTorch)."""
-    keep = generator().random(shape, dtype=dtype) >= p  # uniform in [0, 1): kept where noise >= p
+    noise = generator().random(shape, dtype=np.dtype(dtype).newbyteorder("="))  # uniform in [0, 1)
+    keep = noise >= p
     return keep, 0.0 if p == 1 else 1.0 / (1.0 - p)
 
 

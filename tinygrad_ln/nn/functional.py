@@ -85,6 +85,8 @@ def layer_norm(
     in PyTorch. ``weight`` and ``bias`` (optional) have shape ``normalized_shape``. Fused (the
     default, see ``tl.fused``) runs one kernel forward and one backward; ``fused=False`` builds the
     same formula from primitive ops, so a drawn graph shows every step. A shape mismatch is a ValueError.
+    Both paths take the statistics in float64, so float32 input is exact up to its largest values;
+    float64 rows beyond about 1e154 overflow their variance and give the bias, on both paths.
     """
     input = as_tensor(input)
     shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
@@ -95,6 +97,8 @@ def layer_norm(
     for name, param in (("weight", weight), ("bias", bias)):
         if param is not None and param.shape != shape:
             raise ValueError(f"layer_norm: {name} has shape {param.shape}, expected normalized_shape {shape}")
+    if input.dtype.kind not in "fiub":
+        raise TypeError(f"layer_norm: expected real numbers, got dtype {input.dtype}")
     if input.dtype.kind != "f":
         input = input.float()
     if not use_fused(fused) or math.prod(shape) == 0:  # (rows of no elements: an empty result, as PyTorch)
@@ -107,13 +111,19 @@ def layer_norm(
 
 
 def _layer_norm_composed(x: Tensor, ndim: int, weight: Tensor | None, bias: Tensor | None, eps: float) -> Tensor:
-    """The layer-norm formula step by step, in primitive ops (the fused op is tested against it)."""
+    """The layer-norm formula step by step, in primitive ops (the fused op is tested against it).
+
+    For float32 input the statistics are taken in float64, as the fused kernel takes them: squared, a
+    float32 row of 1e30 would overflow to inf (and the output would silently be the bias), and a row
+    of 1e4 + noise would lose four digits in x - mean.
+    """
     dims = tuple(range(-ndim, 0))
-    mean = x.mean(dim=dims, keepdim=True)
-    centered = x - mean
+    wide = x.double() if x.dtype == np.float32 else x
+    mean = wide.mean(dim=dims, keepdim=True)
+    centered = wide - mean
     variance = (centered**2).mean(dim=dims, keepdim=True)  # biased: divides by n
     std = (variance + eps).sqrt()
-    y = centered / std
+    y = (centered / std).to(x.dtype)
     if weight is not None:
         y = y * weight
     if bias is not None:

@@ -88,6 +88,7 @@ class Gradients:
     leaves: list[Summary | None]
     seed: str  # what the pass started from: 'output' (1), 'outputs' (1 each, summed) or 'output.grad'
     kept: dict[int, np.ndarray] | None = None  # raw gradients of the ops asked for (``keep``)
+    leaf_arrays: dict[int, np.ndarray] | None = None  # leaf index -> its raw gradient (the pass's result)
 
 
 class NoGradients(Exception):
@@ -134,7 +135,8 @@ def backward_pass(graph: Graph, shown: set[int], keep: frozenset[int] = frozense
         raise NoGradients(_failed(current[0].name if current else "the output", error), failed=True) from error
     leaf_summaries = [summarise(leaf_grads[t]) if t in leaf_grads else None for t in graph.leaves]
     seed = "output" if kinds == ["1"] else "outputs" if set(kinds) == {"1"} else "output.grad"
-    return Gradients("pass", op_summaries, leaf_summaries, seed, kept)
+    leaf_arrays = {k: leaf_grads[t] for k, t in enumerate(graph.leaves) if t in leaf_grads}
+    return Gradients("pass", op_summaries, leaf_summaries, seed, kept, leaf_arrays)
 
 
 def _no_seed(graph: Graph) -> str:
@@ -162,12 +164,18 @@ def use_gradients(graph: Graph, gradients: Gradients, uses: dict[int, dict[int, 
                   ) -> dict[tuple[int, int], Summary]:
     """(leaf, item) -> the gradient the ops of that item send the leaf: its part of the leaf's
     gradient. ``uses[leaf][item]`` lists the ops reading the leaf there; each op's backward runs
-    again on the gradient the pass kept for it."""
+    again on the gradient the pass kept for it. The use with the most ops (the folded steps of a
+    loop, read a thousand times) gets what the others leave of the leaf's whole gradient instead."""
     found: dict[tuple[int, int], Summary] = {}
     kept = gradients.kept or {}
+    whole = gradients.leaf_arrays or {}
     with np.errstate(all="ignore"):
         for leaf, by_item in uses.items():
+            largest = max(by_item, key=lambda item: len(by_item[item]))
+            rest = whole.get(leaf) if len(by_item[largest]) > 1 else None
             for item, ops in by_item.items():
+                if item == largest and rest is not None:
+                    continue
                 total = None
                 for i in ops:
                     if i not in kept:
@@ -184,6 +192,10 @@ def use_gradients(graph: Graph, gradients: Gradients, uses: dict[int, dict[int, 
                             total = part if total is None else total + part
                 if total is not None:
                     found[(leaf, item)] = summarise(total)
+                    if rest is not None:
+                        rest = rest - total
+            if rest is not None:
+                found[(leaf, largest)] = summarise(rest)
     return found
 
 

@@ -4,6 +4,7 @@ module parameters' gradients, the backward order, tooltips."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -110,9 +111,10 @@ def test_after_an_optimizer_step_the_graph_is_stale_and_no_gradient_is_drawn():
     loss = linear(Tensor.randn(4, 3)).tanh().sum()
     loss.backward()
     tl.optim.SGD(linear.parameters(), lr=0.1).step()  # writes the weight matmul saved
-    with pytest.warns(UserWarning, match="no gradients drawn: .*modified by an inplace operation"):
+    with pytest.warns(UserWarning, match="no gradients: an array that matmul saved for backward was written in "
+                                         "place after the forward pass .* draw before opt.step()"):
         source = draw_graph(loss, params=linear).source
-    assert "|grad|" not in source
+    assert "|grad|" not in source and "No gradients: an array that matmul saved" in source  # the caption says why
 
 
 # ---- zero, vanishing, exploding ------------------------------------------------------------------
@@ -194,3 +196,52 @@ def test_tooltips_carry_op_shape_statistics_and_module():
     assert tip[3].startswith("grad mean ") and "(norm " in tip[3]
     assert tip[4] == "in module head (Linear)"
     assert "all from one" not in dot.tooltip(dot.names_of("module")[0])
+
+
+# ---- true notes, quiet numbers -------------------------------------------------------------------------
+
+
+def test_inf_and_nan_gradients_are_drawn_without_numpy_warnings():
+    # issue 20: raw RuntimeWarnings leaked out while drawing inf gradients
+    x = Tensor(np.array([0.0, 1.0, 1e30], np.float32), requires_grad=True)
+    with np.errstate(all="ignore"):  # the forward's own overflow is numpy's business, not the picture's
+        loss = (1 / x).sum() + (x * x).sum() * 1e30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any numpy RuntimeWarning fails the test
+        dot = Dot(draw_graph(loss, show_values=True).source)
+    assert f'BGCOLOR="{viz_labels.EXPLODING_COLOUR}"' in dot.labels[dot.named("input")]
+
+
+def test_a_picture_without_gradients_says_why():
+    x = Tensor.randn(3, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing went wrong: a note, no warning
+        source = draw_graph(x.tanh()).source
+    assert "No gradients: the output has 3 elements and no .grad to start from" in source
+    assert "No gradients: no leaf has a .grad yet" in draw_graph(x.tanh().sum(), show_grad="leaf").source
+    assert "No gradients" not in draw_graph(x.tanh().sum(), show_grad=False).source  # none asked for
+
+
+def test_a_folded_box_shows_the_extremes_of_its_steps_and_where_they_are():
+    # issue 20: the strip sampled 16 of 49 steps and missed two exploding ones
+    tl.manual_seed(0)
+    x = Tensor.randn(3, requires_grad=True)
+    scales = np.ones(50, np.float32)
+    scales[17], scales[31] = 1.5e3, 3.8e3  # two exploding steps among fifty
+    h, hs = x, []
+    for t in range(50):
+        h = (h * 0.5).tanh() * Tensor(np.full(3, scales[t], np.float32))
+        hs.append(h)
+    loss = sum((hk * Tensor(np.full(3, scales[k], np.float32))).sum() for k, hk in enumerate(hs))
+    for hk in hs:
+        hk.retain_grad()
+    loss.backward()
+    norms = [float(np.linalg.norm(hk.grad.numpy().astype(np.float64))) for hk in hs]
+    dot = Dot(draw_graph(loss).source)
+    (steps,) = dot.names_of("steps")
+    fold_first = int(re.search(r"steps t=(\d+)", dot.nodes[steps][0]).group(1))
+    shown = norms[fold_first:]  # the folded steps' results
+    high, low = int(np.argmax(shown)), int(np.argmin(shown))
+    assert (f"largest {viz_labels.number(shown[high])} at t={fold_first + high}, "
+            f"smallest {viz_labels.number(shown[low])} at t={fold_first + low}") in dot.text(steps)
+    assert dot.labels[steps].count(f'BGCOLOR="{viz_labels.EXPLODING_COLOUR}"') >= 2  # both show, never sampled

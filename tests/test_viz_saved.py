@@ -129,7 +129,8 @@ def test_the_counting_rule_on_a_hand_made_op():
     x = Tensor.randn(4, requires_grad=True)  # 16 bytes: its data is saved, so it counts
     node = Holder.apply(x).grad_fn
     names = [where for where, _ in held_arrays(node)]
-    assert names == ["saved[0]", "saved[1]", "pair[0]", "pair[1][0]", "cache.half"]
+    # save_for_backward's arrays by the names forward gave them, and which is the input
+    assert names == ["x = input", "base[:10]", "pair[0]", "pair[1][0]", "cache.half"]
     assert saved_bytes([node]) == 16 + 800 + 24 + 16
     assert saved_bytes([node, node]) == saved_bytes([node])  # a group counts each owner once
 
@@ -141,3 +142,20 @@ def test_labels_show_the_attribute_names_and_the_total():
     source = draw_graph(loss, show_saved=True).source
     assert "probabilities (8, 5)" in source and "target (8,) int64" in source
     assert re.search(r"saved for backward: \d+ B", source)
+
+
+def test_saved_arrays_carry_their_roles_and_no_engine_bookkeeping():
+    # issue 20: show_saved listed the engine's saved_versions, and other arrays as an anonymous saved[k]
+    tl.manual_seed(0)
+    a = Tensor.randn(2, 3, requires_grad=True)
+    b = Tensor.randn(2, 3, requires_grad=True)
+    with tl.detect_anomaly():  # the checks keep checksums and versions on the node: never shown
+        quotient = a / b
+    roles = [where for where, _ in held_arrays(quotient.grad_fn, quotient)]
+    assert roles == ["a = input 0", "b = input 1", "out = result"]  # Div's forward: save_for_backward(a, b, out)
+    x = Tensor.randn(4, 6, requires_grad=True)
+    normed = F.layer_norm(x, (6,), Tensor.ones(6, requires_grad=True), Tensor.zeros(6, requires_grad=True))
+    names = [where.split(" = ")[0] for where, _ in held_arrays(normed.grad_fn, normed)]
+    assert {"mean", "rstd"} <= set(names) and not any(n.startswith("saved[") for n in names)
+    source = draw_graph(quotient.sum(), show_saved=True).source
+    assert "a = input 0 (2, 3)" in source and "checks" not in source and "version" not in source

@@ -43,7 +43,7 @@ class Dot:
                 self.nodes[name] = (re.search(r"<B>(.*?)</B>", label).group(1), attributes)
                 self.labels[name] = label
             elif match := EDGE.match(line):
-                count = re.search(r'(?:xlabel|headlabel)=" ?×(\d+)"', match[3] or "")
+                count = re.search(r'(?:xlabel|headlabel)=" ?×(\d+)', match[3] or "")
                 self.edges.append((match[1], match[2], int(count[1]) if count else 1))
                 self.edge_attributes[(match[1], match[2])] = match[3] or ""
             elif line.strip().startswith("subgraph cluster_"):
@@ -116,3 +116,9 @@ def embedding_dropout_linear():
     tl.manual_seed(0)
     model = nn.Sequential(OrderedDict(embed=nn.Embedding(7, 4), drop=nn.Dropout(0.2), head=nn.Linear(4, 3)))
     return model, model(Tensor([[1, 2, 3], [4, 5, 6]]))
+
+
+def recurrence_edges(dot: Dot) -> list[tuple[str, str]]:
+    """The edges drawn as a recurrence: step 0 handing its result to the folded steps, and each
+    folded box's loop back onto itself."""
+    return [(a, b) for (a, b), attributes in dot.edge_attributes.items() if "penwidth" in attributes]

@@ -228,7 +228,7 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
             raise ValueError(f"{op}: weight must have one entry per class, shape ({classes},), got {weight.shape}")
     if input.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
         input = input.permute(0, *range(2, input.ndim), 1)
-    rows = input.reshape(-1, classes)
+    rows = input if input.ndim == 2 else input.reshape(-1, classes)  # no reshape op the user did not need
     target_shape, target = target.shape, target.reshape(-1)
     if rows.dtype.kind != "f":
         raise TypeError(f"{op}: expected float scores, got dtype {rows.dtype}")
@@ -242,7 +242,7 @@ def _classification_loss(input: Any, target: Any, weight: Any, ignore_index: int
     else:
         logp = rows.log_softmax(dim=1) if from_logits else rows
         loss = _nll_loss_composed(logp, safe_target, row_weights, ignored, reduction)
-    return loss.reshape(target_shape) if reduction == "none" else loss
+    return loss.reshape(target_shape) if reduction == "none" and loss.shape != target_shape else loss
 
 
 def _nll_loss_composed(logp: Tensor, safe_target: np.ndarray, row_weights: np.ndarray, ignored: np.ndarray,

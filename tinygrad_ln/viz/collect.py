@@ -7,11 +7,18 @@ later pass names things by their position here, never by ``id()``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .. import autograd
 from ..autograd import Function
 from ..tensor import Tensor
+
+
+def scope_of(node: Function) -> Any:
+    """The module (or other object) whose ``forward`` made ``node``, or None: the one place viz
+    reads what the engine recorded about it."""
+    return node.scope
 
 
 @dataclass
@@ -26,6 +33,10 @@ class Graph:
     leaves: list[Tensor]  # tensors no recorded op made, in order of first use
     leaf_position: dict[int, int]  # id(leaf) -> index in leaves (the leaves stay alive in .ops)
     leaf_consumers: list[list[int]]
+    # sources[i][slot]: what op i reads in each input slot: an op index (>= 0) or ~leaf index (< 0)
+    sources: list[tuple[int, ...]] = field(default_factory=list)
+    scopes: list[Any] = field(default_factory=list)  # scopes[i]: scope_of(ops[i])
+    readers: list[list[tuple[int, int]]] = field(default_factory=list)  # (op, slot) reading ops[i]'s output
 
     def producer(self, tensor: Tensor) -> int | None:
         """Index of the op that made ``tensor``, or None for a leaf."""
@@ -53,16 +64,24 @@ def collect(roots: list[Tensor]) -> Graph:
             graph.outputs[position[root.grad_fn]] = root
         else:
             _add_leaf(graph, root)
+    graph.readers = [[] for _ in ops]
     for i, node in enumerate(ops):
-        for tensor in node.inputs:
+        sources = []
+        for slot, tensor in enumerate(node.inputs):
             parent = tensor.grad_fn
             if parent is None:
-                graph.leaf_consumers[_add_leaf(graph, tensor)].append(i)
+                leaf = _add_leaf(graph, tensor)
+                graph.leaf_consumers[leaf].append(i)
+                sources.append(~leaf)
                 continue
             j = position[parent]
             if graph.outputs[j] is None:
                 graph.outputs[j] = tensor
             graph.consumers[j].append(i)
+            graph.readers[j].append((i, slot))
+            sources.append(j)
+        graph.sources.append(tuple(sources))
+        graph.scopes.append(scope_of(node))
     return graph
 
 

@@ -5,14 +5,18 @@ shows itself in Jupyter."""
 from __future__ import annotations
 
 import html
+import os
 import struct
+import subprocess
+import textwrap
 import warnings
+from collections import Counter
 from typing import Any
 
 import graphviz
 
 from .fold import Cluster
-from .labels import DIM_TEXT, Labels, grad_colour, grad_text_colour
+from .labels import DIM_TEXT, MAX_LABELLED_USES, Labels, grad_colour, grad_text_colour
 
 FONT = "Helvetica,Arial,sans-serif"
 EDGE_COLOUR = "#666666"
@@ -42,6 +46,7 @@ MAX_BITMAP_PIXELS = 8000
 BITMAP_FORMATS = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "ico"}
 _DPI = 96  # graphviz's default for bitmaps
 RECURRENCE = {"penwidth": "1.8", "color": "#444444"}  # edges from one step to the next
+NOTE_WIDTH = 100  # characters per line of a note in the caption
 
 
 class GraphvizNotFound(graphviz.ExecutableNotFound):
@@ -57,41 +62,85 @@ class GraphvizNotFound(graphviz.ExecutableNotFound):
         )
 
 
+class DotTimeout(RuntimeError):
+    """``dot`` ran longer than the picture's ``timeout`` and was stopped."""
+
+
 class Digraph(graphviz.Digraph):
-    """A ``graphviz.Digraph`` that explains how to install Graphviz when ``dot`` is missing, draws
-    bitmaps at most MAX_BITMAP_PIXELS a side (saying so when it had to shrink one), and shows
-    itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``). ``layout_cost`` is what draw_graph
-    estimated dot's layout to take (viz/budget.py)."""
+    """A ``graphviz.Digraph`` that runs ``dot`` under a timeout, explains how to install Graphviz
+    when ``dot`` is missing, draws bitmaps at most MAX_BITMAP_PIXELS a side (saying so when it had
+    to shrink one), and shows itself in Jupyter (``_repr_svg_``, ``_repr_mimebundle_``).
+
+    ``layout_cost`` is what draw_graph estimated drawing it to take (viz/budget.py); ``timeout`` the
+    seconds after which ``dot`` is stopped (``DotTimeout``), from that estimate and the budget; set
+    it to None to wait as long as dot takes."""
 
     layout_cost: Any = None
+    timeout: float | None = None
 
-    def pipe(self, format: str | None = None, *args: Any, **kwargs: Any) -> Any:
+    def pipe(self, format: str | None = None, renderer: str | None = None, formatter: str | None = None,
+             neato_no_op: Any = None, quiet: bool = False, *, engine: str | None = None,
+             encoding: str | None = None) -> Any:
         """As ``graphviz.Digraph.pipe``: the rendered bytes (or text, with ``encoding``)."""
-        fmt = format or self.format
-        try:
-            with _bitmap_cap(self, fmt):
-                result = super().pipe(format, *args, **kwargs)
-        except graphviz.ExecutableNotFound as error:
-            raise GraphvizNotFound(str(error)) from None
-        if fmt == "png" and isinstance(result, bytes):
-            _warn_if_shrunk(result[:24])
-        return result
-
-    def render(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``graphviz.Digraph.render``: writes the picture and returns its path."""
-        fmt = kwargs.get("format") or (args[4] if len(args) > 4 else None) or self.format
-        outfile = kwargs.get("outfile")
-        if outfile is not None and kwargs.get("format") is None:
-            fmt = str(outfile).rsplit(".", 1)[-1].lower()
-        try:
-            with _bitmap_cap(self, fmt):
-                path = super().render(*args, **kwargs)
-        except graphviz.ExecutableNotFound as error:
-            raise GraphvizNotFound(str(error)) from None
+        fmt = (format or self.format or "svg").lower()
+        with _bitmap_cap(self, fmt):
+            result = self._run_dot(fmt, renderer, formatter, neato_no_op, engine or self.engine)
         if fmt == "png":
-            with open(path, "rb") as f:
-                _warn_if_shrunk(f.read(24))
-        return path
+            _warn_if_shrunk(result[:24])
+        return result.decode(encoding) if encoding is not None else result
+
+    def render(self, filename: Any = None, directory: Any = None, view: bool = False, cleanup: bool = False,
+               format: str | None = None, renderer: str | None = None, formatter: str | None = None,
+               neato_no_op: Any = None, quiet: bool = False, quiet_view: bool = False, *, outfile: Any = None,
+               engine: str | None = None, raise_if_result_exists: bool = False,
+               overwrite_source: bool = False) -> str:
+        """As ``graphviz.Digraph.render``: saves the DOT source, writes the picture beside it (as
+        ``<source file>.<format>``, or to ``outfile``), and returns the picture's path."""
+        if outfile is not None:
+            outfile = os.fspath(outfile)
+            fmt = format or os.path.splitext(outfile)[1].lstrip(".") or self.format
+            if filename is None:
+                filename = os.path.splitext(os.path.basename(outfile))[0] + ".gv"
+                directory = directory if directory is not None else os.path.dirname(outfile)
+        else:
+            fmt = format or self.format
+        if not fmt:
+            raise ValueError("draw_graph: render needs a format, such as format='svg'")
+        fmt = fmt.lower()
+        source_path = self.save(filename, directory=directory)
+        target = outfile if outfile is not None else f"{source_path}.{fmt}"
+        if raise_if_result_exists and os.path.exists(target):
+            raise FileExistsError(f"output file exists: {target!r}")
+        data = self.pipe(fmt, renderer, formatter, neato_no_op, quiet, engine=engine)
+        with open(target, "wb") as f:
+            f.write(data)
+        if cleanup:
+            os.remove(source_path)
+        if view:
+            graphviz.view(target, quiet=quiet_view)
+        return target
+
+    def _run_dot(self, fmt: str, renderer: str | None, formatter: str | None, neato_no_op: Any,
+                 engine: str) -> bytes:
+        """Run Graphviz on the DOT text, under ``timeout``."""
+        output = ":".join(part for part in (fmt, renderer, formatter) if part)
+        command = ["dot", f"-K{engine}", f"-T{output}"]
+        if neato_no_op:
+            command.append(f"-n{int(neato_no_op)}")
+        try:
+            done = subprocess.run(command, input=self.source.encode("utf-8"), capture_output=True,
+                                  timeout=self.timeout, check=False)
+        except FileNotFoundError as error:
+            raise GraphvizNotFound(str(error)) from None
+        except subprocess.TimeoutExpired:
+            estimate = "" if self.layout_cost is None else f" (its layout was estimated at " \
+                f"{self.layout_cost.dot_seconds:.1f} s)"
+            raise DotTimeout(f"draw_graph: dot did not finish within {self.timeout:.0f} s{estimate} and was "
+                             f"stopped; draw fewer nodes (max_nodes=, expand=False, fold=True) or set "
+                             f".timeout = None to wait") from None
+        if done.returncode != 0:
+            raise graphviz.CalledProcessError(done.returncode, command, output=done.stdout, stderr=done.stderr)
+        return done.stdout
 
     def _repr_svg_(self) -> str:
         """The picture as SVG text, for Jupyter."""
@@ -132,8 +181,9 @@ def _warn_if_shrunk(header: bytes) -> None:
 class Emitter:
     """Writes a drawing (items, frames, edges) and its labels as a ``Digraph``."""
 
-    def __init__(self, drawing: Any, labels: Labels) -> None:
+    def __init__(self, drawing: Any, labels: Labels, root_names: list[str] | None = None) -> None:
         self.drawing, self.labels = drawing, labels
+        self.root_names = root_names or ["output"]
         self.graph, self.items, self.clusters = drawing.graph, drawing.items, drawing.clusters
 
     def node_name(self, index: int) -> str:
@@ -192,8 +242,16 @@ class Emitter:
             self._fill(sub, entries.get(c, []), built)
             built[c] = sub
         self._fill(dot, entries.get(None, []), built)
+        uses = Counter(a for a, _ in self.drawing.edges if self.items[a].kind == "parameter")
         for (a, b), n in self.drawing.edges.items():
-            attributes = {"xlabel": f" ×{n}"} if n > 1 else {}
+            texts = [f"×{n}"] if n > 1 else []
+            leaf = self.items[a].leaf if self.items[a].kind == "parameter" else None
+            part = None if leaf is None else self.labels.use_text(leaf, b)
+            if part is not None and uses[a] <= MAX_LABELLED_USES:  # the part of its gradient this use sends
+                texts.append(part)
+            attributes = {"xlabel": " " + "  ".join(texts)} if texts else {}
+            if part is not None:
+                attributes["tooltip"] = f"this use sends {part} of the parameter's gradient (the parameter: the sum)"
             if self.items[a].kind == "more":
                 attributes.update(style="dashed", color="#aaaaaa")
             elif self._hands_over(a, b):  # step 0's result read by step 1: the recurrence, drawn heavier
@@ -209,8 +267,10 @@ class Emitter:
         for k, root in enumerate(self.graph.roots):
             name = "output" if k == 0 else f"output{k}"
             fill, border, attributes = STYLES["output"]
-            dot.node(name, self.labels.output_label(root), fillcolor=fill, color=border,
-                     tooltip=f"the tensor draw_graph was given{'' if k == 0 else f' ({k + 1})'}", **attributes)
+            title = self.root_names[k] if k < len(self.root_names) else f"output {k}"
+            where = "" if len(self.graph.roots) == 1 else f" ({k + 1} of {len(self.graph.roots)})"
+            dot.node(name, self.labels.output_label(root, title), fillcolor=fill, color=border,
+                     tooltip=f"{title}: the tensor draw_graph was given{where}", **attributes)
             item = self.drawing.item_of(root)
             if item is not None and item in visible:
                 dot.edge(self.node_name(item), name)
@@ -259,8 +319,10 @@ def header(title: str | None, notes: list[str], kinds: set[str], gradients_text:
     rows = []
     if title:
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="16"><B>{html.escape(title)}</B></FONT></TD></TR>')
-    for note in notes:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{html.escape(note)}</FONT></TD></TR>')
+    for note in notes:  # in lines of at most NOTE_WIDTH characters: a wide caption would stretch the legend
+        lines = '<BR ALIGN="LEFT"/>'.join(html.escape(line) for line in textwrap.wrap(note, NOTE_WIDTH))
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="#b8443c">{lines}<BR ALIGN="LEFT"/></FONT>'
+                    '</TD></TR>')
     if kinds:
         chips = []
         for kind in ("op", "parameter", "input", "module", "steps", "output", "more"):

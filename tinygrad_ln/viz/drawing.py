@@ -8,8 +8,9 @@ from typing import Any
 
 from ..nn.module import Parameter
 from .collect import Graph
-from .fold import Item, Planner, leaving_op
+from .fold import Item, Planner
 from .modules import Modules
+from .steps import leaving_op
 
 
 class Drawing:
@@ -26,6 +27,8 @@ class Drawing:
         self.edges = self.all_edges  # the edges drawn (after ``limit``)
         self.visible = list(range(len(self.items)))
         self.more: int | None = None  # the "not drawn" item, when ``limit`` cut
+        self.cut_by: str | None = None  # why ``limit`` cut: 'max_nodes' or 'budget'
+        self.kept = 0  # how many items ``limit`` kept
         self.place_leaves()
         self.connect()
 
@@ -38,24 +41,14 @@ class Drawing:
         if not named and tensor.data.size <= 1 and not tensor.requires_grad:
             return "constant"
         if isinstance(tensor, Parameter) or (named and tensor.requires_grad):
-            owner = self.modules.owner.get(id(tensor))
-            if owner is not None and self._inside_collapsed(owner, index):
-                return "hidden"
-            return "parameter"
+            return "hidden" if self._read_by_one_box(index) else "parameter"
         return "input"
 
-    def _inside_collapsed(self, owner: Any, index: int) -> bool:
-        """True when every op reading this parameter runs inside its owner and the owner is boxed."""
-        chain = self.modules.ancestors(owner)
-        if not any(self.planner.is_collapsed(m) for m in chain):
-            return False
-        for i in self.graph.leaf_consumers[index]:
-            item = self.items[self.planner.item_of_op[i]]
-            if item.kind not in ("module", "steps"):
-                return False
-            if not any(m is owner for m in self.modules.ancestors(self.graph.ops[i].scope)):
-                return False
-        return True
+    def _read_by_one_box(self, index: int) -> bool:
+        """True when every op reading this leaf is inside one collapsed module box: the box lists
+        it. A parameter read by several items (calls, steps) is drawn once, with an edge to each."""
+        items = {self.planner.item_of_op[i] for i in self.graph.leaf_consumers[index]}
+        return len(items) == 1 and self.items[next(iter(items))].kind == "module"
 
     def place_leaves(self) -> None:
         """An item for each leaf drawn; alike leaves read only by folded steps share one."""
@@ -150,16 +143,19 @@ class Drawing:
                 result.append(item)
         return result
 
-    def limit(self, max_nodes: int) -> None:
+    def limit(self, max_nodes: int, reason: str) -> None:
         """Draw only the ``max_nodes`` items nearest the output (breadth first, against the edges);
-        the rest become one "not drawn" item. Can be called again with another limit."""
+        the rest become one "not drawn" item, which says ``reason`` ('max_nodes' or 'budget').
+        Can be called again with another limit."""
         if self.more is None:
             self.more = len(self.items)
             self.items.append(Item("more", None, -1))
         everything = [k for k in range(len(self.items)) if k != self.more]
         if len(everything) <= max_nodes:
             self.edges, self.visible = self.all_edges, everything
+            self.cut_by, self.kept = None, len(everything)
             return
+        self.cut_by = reason
         sources: dict[int, list[int]] = {}
         for a, b in self.all_edges:
             sources.setdefault(b, []).append(a)
@@ -185,10 +181,34 @@ class Drawing:
             edges[(a, b)] = edges.get((a, b), 0) + n
         self.edges = edges
         self.visible = sorted(kept) + [self.more]
+        self.kept = len(kept)
 
-    def shown_ops(self) -> set[int]:
-        """The ops whose numbers a drawn item shows: drawn ops, each box's result, each folded step's result."""
+    def hidden_count(self) -> int:
+        """How many items the cut left out."""
+        if self.cut_by is None or self.more is None:
+            return 0
+        return sum((self.items[self.more].hidden or Counter()).values())
+
+    def parameter_uses(self) -> dict[int, dict[int, list[int]]]:
+        """leaf -> {item: the ops there reading it}, for each drawn parameter read by two or more
+        items: its gradient is the sum of what each use sends it, and each edge shows its part."""
+        uses: dict[int, dict[int, list[int]]] = {}
+        visible = set(self.visible)
+        for index, kind in enumerate(self.leaf_kinds):
+            if kind != "parameter" or self.item_of_leaf[index] not in visible:
+                continue
+            by_item: dict[int, list[int]] = {}
+            for i in self.graph.leaf_consumers[index]:
+                by_item.setdefault(self.planner.item_of_op[i], []).append(i)
+            if len(by_item) > 1:
+                uses[index] = {item: sorted(set(ops)) for item, ops in by_item.items()}
+        return uses
+
+    def shown_ops(self) -> tuple[set[int], set[int]]:
+        """The ops whose gradient a drawn item shows: in full (drawn ops, each box's result), and
+        by its norm only (each folded step's result, a cell of its box's strip)."""
         shown: set[int] = set()
+        norms: set[int] = set()
         for index in self.visible:
             item = self.items[index]
             if item.kind == "op":
@@ -196,8 +216,8 @@ class Drawing:
             elif item.kind == "module":
                 shown.add(leaving_op(self.graph, item.ops))
             elif item.kind == "steps":
-                shown.update(item.step_outputs)
-        return shown
+                norms.update(item.step_outputs)
+        return shown, norms
 
     def _kind_name(self, item: Item) -> str:
         if item.kind == "op":

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
-from .fold import Item, leaving_op
+from .fold import Item
 from .gradients import Gradients, Summary, summarise
+from .modules import BOX_SETTINGS, class_text
 from .saved import held_arrays, saved_bytes
+from .steps import leaving_op
 
 # Gradient norms outside [VANISHING, EXPLODING] are flagged; an exact 0 is neither.
 VANISHING = 1e-6
@@ -36,6 +38,10 @@ GRAD_STOPS = (
 VANISHING_COLOUR = "#2c7bb6"
 EXPLODING_COLOUR = "#d7191c"
 ZERO_COLOUR = "#f2f2f2"
+STRIP_CELLS = 32  # a folded box's strip of per-step gradients has at most this many cells
+# a shared parameter's edges carry each use's part of its gradient as a label when it has at most
+# this many; beyond, in the edge's tooltip only (labels on dozens of edges cost dot ~20% and say little)
+MAX_LABELLED_USES = 8
 # op attributes worth printing under the op's name, and how
 OP_ATTRIBUTES = (
     ("exponent", "^{}"), ("dims", "dim={}"), ("dim", "dim={}"), ("p", "p={}"), ("eps", "eps={}"),
@@ -81,21 +87,60 @@ def constant(value: Any) -> str:
 def index_text(index: Any) -> str:
     """A getitem index as Python would write it: [0], [:, :-1], [array (8,)]."""
     parts = index if isinstance(index, tuple) else (index,)
-    texts = []
-    for part in parts:
-        if isinstance(part, slice):
-            start = "" if part.start is None else str(part.start)
-            stop = "" if part.stop is None else str(part.stop)
-            texts.append(f"{start}:{stop}" + ("" if part.step is None else f":{part.step}"))
-        elif isinstance(part, np.ndarray):
-            texts.append(f"array {shape_text(part.shape)}")
-        elif part is None:
-            texts.append("None")
-        elif part is Ellipsis:
-            texts.append("...")
+    return "[" + ", ".join(_index_part(part) for part in parts) + "]"
+
+
+def _index_part(part: Any) -> str:
+    if isinstance(part, slice):
+        start = "" if part.start is None else str(part.start)
+        stop = "" if part.stop is None else str(part.stop)
+        return f"{start}:{stop}" + ("" if part.step is None else f":{part.step}")
+    if isinstance(part, np.ndarray):
+        return f"{'mask' if part.dtype == np.bool_ else 'array'} {shape_text(part.shape)}"
+    if part is None:
+        return "None"
+    if part is Ellipsis:
+        return "..."
+    return str(part)
+
+
+def getitem_index(basic: tuple, arrays: tuple | None) -> tuple:
+    """The index a getitem node applied, from the two numpy steps it keeps (ops.split_index):
+    the ints, slices and None of ``basic``, with ``arrays``' index arrays and masks in their places."""
+    if arrays is None:
+        return basic
+    index: list[Any] = []
+    position = 0  # in arrays: one entry per dim basic leaves (ints remove theirs)
+    k = 0
+    while k < len(basic):
+        part = basic[k]
+        if isinstance(part, (int, np.integer)):
+            index.append(part)
+            k += 1
+            continue
+        entry = arrays[position] if position < len(arrays) else slice(None)
+        position += 1
+        if isinstance(entry, np.ndarray):
+            index.append(entry)
+            k += entry.ndim if entry.dtype == np.bool_ else 1  # a mask stands for its dims
         else:
-            texts.append(str(part))
-    return "[" + ", ".join(texts) + "]"
+            index.append(part)
+            k += 1
+    while len(index) > 1 and index[-1] == slice(None):  # x[0, :] is written x[0]
+        index.pop()
+    return tuple(index)
+
+
+def dropout_mask(tensor: Tensor) -> float | None:
+    """p if ``tensor`` holds only 0 and one scale s > 1 (an inverted-dropout mask: s = 1 / (1 - p)), else None."""
+    data = tensor.data
+    if tensor.requires_grad or data.dtype.kind != "f" or data.size < 2:
+        return None
+    with np.errstate(all="ignore"):
+        scale = float(data.max())
+        if not (math.isfinite(scale) and scale > 1) or not bool(np.all((data == 0) | (data == scale))):
+            return None
+    return 1 - 1 / scale
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -120,8 +165,8 @@ def wrap(parts: list[str], width: int = 44) -> list[str]:
 
 
 def counts_text(counts: Counter) -> list[str]:
-    """['add ×3', 'tanh'] from Counter({'add': 3, 'tanh': 1}), most common first."""
-    return [name if n == 1 else f"{name} ×{n}" for name, n in counts.most_common()]
+    """['tanh', 'add ×3'] from Counter({'tanh': 1, 'add': 3}), in the order first counted."""
+    return [name if n == 1 else f"{name} ×{n}" for name, n in counts.items()]
 
 
 def bytes_text(n: float) -> str:
@@ -131,6 +176,24 @@ def bytes_text(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return ""
+
+
+def _largest(norms: list[float]) -> tuple[float, int]:
+    """The largest norm and its position; a NaN counts as the largest (the first NaN)."""
+    for k, x in enumerate(norms):
+        if math.isnan(x):
+            return x, k
+    k = max(range(len(norms)), key=norms.__getitem__)
+    return norms[k], k
+
+
+def _smallest(norms: list[float]) -> tuple[float, int]:
+    """The smallest norm and its position (NaNs left out; NaN if every norm is NaN)."""
+    numbers = [k for k, x in enumerate(norms) if not math.isnan(x)]
+    if not numbers:
+        return math.nan, 0
+    k = min(numbers, key=norms.__getitem__)
+    return norms[k], k
 
 
 # ---- colours ---------------------------------------------------------------------------------
@@ -184,10 +247,12 @@ class Labels:
     """The label and the tooltip of each drawn item, read from the drawing and the numbers."""
 
     def __init__(self, drawing: Any, gradients: Gradients | None, show_saved: bool, show_values: bool,
-                 show_order: bool) -> None:
+                 show_order: bool, uses: dict[tuple[int, int], Summary] | None = None) -> None:
         self.drawing = drawing
         self.graph, self.modules = drawing.graph, drawing.modules
         self.gradients = gradients
+        self.uses = uses or {}  # (leaf, item) -> the part of the leaf's gradient that item sends
+        self.use_count: Counter = Counter(leaf for leaf, _ in self.uses)
         self.show_saved, self.show_values, self.show_order = show_saved, show_values, show_order
         self.grad_name = ".grad" if gradients is not None and gradients.source == "leaf" else "grad"
 
@@ -233,9 +298,11 @@ class Labels:
         """What an op was told besides its inputs: index, dims, exponent, the constants it read."""
         node = self.graph.ops[i]
         details = []
-        index = node.__dict__.get("index")
-        if index is not None and node.name == "getitem":
-            details.append(index_text(index))
+        basic = node.__dict__.get("basic")
+        if isinstance(basic, tuple):
+            details.append(index_text(getitem_index(basic, node.__dict__.get("arrays"))))
+        if self.is_no_op(i):
+            details.append("no-op: changes nothing")
         indices = node.__dict__.get("indices")
         if isinstance(indices, np.ndarray):
             details.append(f"indices {shape_text(indices.shape)}")
@@ -251,6 +318,17 @@ class Labels:
                 details.append("const " + (constant(tensor.data.reshape(-1)[0]) if tensor.data.size else "empty"))
         return details
 
+    def is_no_op(self, i: int) -> bool:
+        """A shape op or cast whose result has its input's shape, dtype and element order."""
+        node, output = self.graph.ops[i], self.graph.outputs[i]
+        if output is None or len(node.inputs) != 1 or node.name not in ("reshape", "permute", "expand", "cast"):
+            return False
+        source = node.inputs[0]
+        if source.shape != output.shape or source.dtype != output.dtype:
+            return False
+        dims = node.__dict__.get("dims")
+        return dims is None or tuple(dims) == tuple(range(len(dims)))
+
     def _saved_total(self, ops: Iterable[int]) -> int:
         return saved_bytes(self.graph.ops[i] for i in ops)
 
@@ -265,7 +343,7 @@ class Labels:
         if output is not None:
             rows += self.value_rows(output.data)
         if self.show_saved:
-            saved = held_arrays(node)
+            saved = held_arrays(node, self.graph.outputs[i])
             if saved:
                 rows.append(dim_line(f"saved for backward: {bytes_text(saved_bytes([node]))}", 8))
                 rows += [dim_line(line) for line in wrap([f"{where} {type_text(a.shape, a.dtype, sep=' ')}"
@@ -277,6 +355,8 @@ class Labels:
         """A leaf's name ('rnn.weight_hh_l0', 'input'); alike leaves of folded steps: 'first … last ×n'."""
         names = [self.modules.param_name.get(id(self.graph.leaves[k])) for k in item.merged]
         if len(names) == 1:
+            if names[0] is None and dropout_mask(self.graph.leaves[item.leaf]) is not None:
+                return "dropout mask"
             return names[0] or item.kind
         if names[0] and names[-1]:
             return f"{names[0]} … {names[-1]} ×{len(names)}"
@@ -289,14 +369,27 @@ class Labels:
             rows += self.value_rows(tensor.data)
             if not self.show_values and item.kind == "input" and tensor.data.size > 1 and not tensor.data.any():
                 rows.append(dim_line("all zeros"))
+            p = dropout_mask(tensor) if item.kind == "input" else None
+            if p is not None:
+                rows.append(dim_line(f"0 or {constant(1 / (1 - p))}: p={constant(round(p, 6))}"))
             if tensor.requires_grad:
                 rows += self.grad_rows(self.leaf_grad(item.leaf))
+                edges = self.use_count.get(item.leaf, 0)
+                if edges > 1 and self.leaf_grad(item.leaf) is not None:
+                    uses = len(set(self.graph.leaf_consumers[item.leaf]))
+                    where = "each edge: its part" if edges <= MAX_LABELLED_USES else "each edge's tooltip: its part"
+                    rows.append(dim_line(f"the sum over its {uses} uses ({where})", 8))
         return table(self.leaf_title(item), rows)
+
+    def use_text(self, leaf: int, item: int) -> str | None:
+        """'|grad| 0.71': the part of a shared parameter's gradient that one use sends it."""
+        summary = self.uses.get((leaf, item))
+        return None if summary is None else f"|{self.grad_name}| {number(summary.norm)}"
 
     def module_label(self, index: int, item: Item) -> str:
         module = item.module
         name = self.modules.display_name(module)
-        rows = [dim_line(type(module).__name__, 10)]
+        rows = [dim_line(class_text(module, BOX_SETTINGS), 10)]
         counts = Counter(self.graph.ops[i].name for i in item.ops)
         ops_text = f"{len(item.ops)} op{'s' if len(item.ops) > 1 else ''}: " + ", ".join(counts_text(counts))
         if len(item.ops) == 1:
@@ -309,6 +402,12 @@ class Labels:
             text = f"{local} {type_text(self.graph.leaves[leaf].shape, self.graph.leaves[leaf].dtype)}"
             grad = self.grad_rows(self.leaf_grad(leaf), prefix=f"{text}  ")
             rows += grad or [dim_line(text)]
+        for leaf in self.shared_params(index, item):
+            full = self.modules.param_name.get(id(self.graph.leaves[leaf]), "?")
+            local = full[len(name) + 1 :] if full.startswith(name + ".") else full
+            part = self.use_text(leaf, index)
+            rows.append(dim_line(f"{local} {type_text(self.graph.leaves[leaf].shape, self.graph.leaves[leaf].dtype)}"
+                                 f" shared, drawn outside" + (f"; this use {part}" if part else "")))
         leaving = leaving_op(self.graph, item.ops)
         rows += self._shape_row(leaving, prefix="→ ")
         output = self.graph.outputs[leaving]
@@ -319,64 +418,90 @@ class Labels:
         rows += self.grad_rows(self.op_grad(leaving), prefix="→ ")
         return table(name, rows, self.order_badge(item.ops))
 
+    def shared_params(self, index: int, item: Item) -> list[int]:
+        """The parameters a module box reads that are drawn outside it (read elsewhere too)."""
+        found = []
+        for i in item.ops:
+            for source in self.graph.sources[i]:
+                if source < 0 and self.drawing.leaf_kinds[~source] == "parameter" and ~source not in found:
+                    found.append(~source)
+        return found
+
     def steps_label(self, item: Item) -> str:
-        n_folded = len(item.steps)
-        title = f"steps t=1 … {item.total_steps - 1}"
-        per_step = [self._step_counts(step, item.context) for step in item.steps]
-        rows = [dim_line(f"{n_folded} more steps like t=0, folded", 10)]
-        if all(c == per_step[0] for c in per_step):
-            rows += [dim_line(line) for line in wrap(["each: " + ", ".join(counts_text(per_step[0]))], 40)]
-        else:
-            total = sum(per_step, Counter())
-            rows += [dim_line(line) for line in wrap(["in all: " + ", ".join(counts_text(total))], 40)]
+        fold = item.fold
+        first, last = fold.first, fold.first + item.total_steps - 1
+        title = f"steps t={first + 1} … {last}"
+        rows = [dim_line(f"{len(item.steps)} more steps like t={first}, folded", 10)]
+        counts = self._step_counts(item.steps[0], item.context)  # every step alike: the first says it
+        rows += [dim_line(line) for line in wrap(["each: " + ", ".join(counts_text(counts))], 40)]
+        rows += [dim_line(line) for line in wrap(self._varying(item), 40)]
         if self.show_saved:
             saved = self._saved_total(i for step in item.steps for i in step)
             rows.append(dim_line(f"saved for backward: {bytes_text(saved)}"))
         if self.gradients is not None and self.gradients.source == "pass":
-            rows += self._sparkline([self.op_grad(i) for i in item.step_outputs])
+            rows += self._strip([self.op_grad(i) for i in item.step_outputs], first + 1)
         return table(title, rows, self.order_badge([i for step in item.steps for i in step]))
 
+    def _varying(self, item: Item) -> list[str]:
+        """What differs between the folded steps besides their data: the position each getitem reads."""
+        fold = item.fold
+        first_text: dict[int, list[str]] = {}
+        for step in item.steps:
+            for i in step:
+                node = self.graph.ops[i]
+                basic = node.__dict__.get("basic")
+                if isinstance(basic, tuple):
+                    first_text.setdefault(fold.template[i], []).append(
+                        index_text(getitem_index(basic, node.__dict__.get("arrays"))))
+        lines = []
+        for texts in first_text.values():
+            if len(set(texts)) > 1:
+                lines.append(f"getitem {texts[0]} … {texts[-1]}")
+        return lines
+
     def _step_counts(self, step: list[int], context: Any) -> Counter:
-        """What one step runs: its ops at this level by name, and its module calls by class."""
+        """What one step runs, in order: its ops at this level by name, its module calls by class."""
         counts: Counter = Counter()
-        calls: set[int] = set()
-        for i in step:
-            child = self.modules.child_below(self.graph.ops[i].scope, context)
-            if child is None:
-                counts[self.graph.ops[i].name] += 1
-            elif id(child) not in calls:
-                calls.add(id(child))
-                counts[type(child).__name__] += 1
+        for ops, module in self.drawing.planner.units(step, context):
+            counts[self.graph.ops[ops[0]].name if module is None else type(module).__name__] += 1
         return counts
 
-    def _sparkline(self, summaries: list[Summary | None]) -> list[str]:
-        """A strip of cells coloured by each folded step's result's |grad| (at most 16 cells)."""
+    def _strip(self, summaries: list[Summary | None], first: int) -> list[str]:
+        """A strip of cells coloured by the folded steps' results' |grad|, t = first, first + 1...:
+        one cell per step, or, for many steps, per run of steps, coloured by the largest in it (an
+        exploding step always shows). Under it the largest and the smallest, and where they are."""
         if not summaries or any(s is None for s in summaries):
             return []
         norms = [s.norm for s in summaries if s is not None]
-        count = min(16, len(norms))
-        picks = [round(k * (len(norms) - 1) / max(count - 1, 1)) for k in range(count)]
+        count = min(STRIP_CELLS, len(norms))
+        bounds = [round(k * len(norms) / count) for k in range(count + 1)]
         cells = "".join(
-            f'<TD BGCOLOR="{grad_colour(norms[k])}" WIDTH="9" HEIGHT="9" FIXEDSIZE="TRUE"></TD>' for k in picks
-        )
+            f'<TD BGCOLOR="{grad_colour(_largest(norms[a:b])[0])}" WIDTH="{max(4, 144 // count)}" HEIGHT="9" '
+            f'FIXEDSIZE="TRUE"></TD>' for a, b in zip(bounds, bounds[1:]))
         strip = f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" COLOR="#9a9a9a"><TR>{cells}</TR></TABLE>'
-        text = f"|grad| of each step's result: t=1 {number(norms[0])} … t={len(norms)} {number(norms[-1])}"
-        return [f"<TR><TD>{strip}</TD></TR>", dim_line(text, 8)]
+        high, at_high = _largest(norms)
+        low, at_low = _smallest(norms)
+        per_cell = "" if count == len(norms) else f" (a cell: the largest of ~{len(norms) / count:.0f} steps)"
+        lines = [f"|grad| of each step's result, t={first} … {first + len(norms) - 1}{per_cell}:",
+                 f"largest {number(high)} at t={first + at_high}, smallest {number(low)} at t={first + at_low}"]
+        return [f"<TR><TD>{strip}</TD></TR>", *[dim_line(line, 8) for line in lines]]
 
     def more_label(self, item: Item) -> str:
         hidden = item.hidden or Counter()
         total = sum(hidden.values())
         rows = [dim_line(line) for line in wrap(counts_text(hidden), 36)]
-        rows.append(dim_line("raise max_nodes= to draw them", 8))
+        hint = "over the time budget: budget=None draws them" if self.drawing.cut_by == "budget" else \
+            "raise max_nodes= to draw them"
+        rows.append(dim_line(hint, 8))
         return table(f"{total:,} more nodes not drawn", rows)
 
-    def output_label(self, root: Tensor) -> str:
+    def output_label(self, root: Tensor, name: str) -> str:
         rows = [dim_line(shape_text(root.shape), 10)]
         if self.show_values:
             rows = self.value_rows(root.data) if root.shape == () else rows + self.value_rows(root.data)
         elif root.data.size == 1:
             rows.insert(0, dim_line(f"= {number(float(root.data.reshape(-1)[0]))}", 11))
-        return table("output", rows)
+        return table(name, rows)
 
     # ---- tooltips ---------------------------------------------------------------------------
 
@@ -388,7 +513,7 @@ class Labels:
             node = self.graph.ops[i]
             lines = [f"{node.name} ({type(node).__module__.rsplit('.', 1)[-1]}.{type(node).__name__})"]
             lines += self._tensor_lines(self.graph.outputs[i], self.op_grad(i))
-            lines += self._module_line(node.scope)
+            lines += self._module_line(self.graph.scopes[i])
             if self.show_order:
                 lines.append(f"backward visits it {self.order_badge([i])}")
         elif item.kind in ("parameter", "input"):
@@ -405,11 +530,14 @@ class Labels:
                 lines += self._tensor_lines(self.graph.leaves[leaf], self.leaf_grad(leaf), f"{name} ")
         elif item.kind == "steps":
             ops = sum(len(step) for step in item.steps)
-            lines = [f"steps t=1 … {item.total_steps - 1}: {ops} ops folded (fold=False draws them)"]
+            first = item.fold.first
+            lines = [f"steps t={first + 1} … {first + item.total_steps - 1}: {ops} ops folded, each step like "
+                     f"t={first} (fold=False draws them)"]
             lines += self._module_line(item.context)
         else:
             hidden = sum((item.hidden or Counter()).values())
-            lines = [f"{hidden} nodes furthest from the output, not drawn (max_nodes=)"]
+            why = "over the time budget (budget=)" if self.drawing.cut_by == "budget" else "(max_nodes=)"
+            lines = [f"{hidden} nodes furthest from the output, not drawn {why}"]
         return "\\n".join(line.replace("\\", "/") for line in lines)
 
     def _tensor_lines(self, tensor: Tensor | None, grad: Summary | None, prefix: str = "") -> list[str]:

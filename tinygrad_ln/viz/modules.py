@@ -1,6 +1,6 @@
 """Pass 2: the names of the modules that ran the ops, and of the parameters.
 
-Each graph node records the module whose ``forward`` made it (``node.scope``, from ``autograd.scope``). Names come from
+Each graph node records the module whose ``forward`` made it (``collect.scope_of``). Names come from
 the model when ``params`` is a Module (its ``named_modules`` tree, as PyTorch names them);
 otherwise the recorded modules are walked and named after the parameter names of a ``params``
 dict (``rnn.weight_hh_l0`` -> ``rnn``) or after their class (``LayerNorm`` -> ``layer_norm``).
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
+from ..nn.module import Module
 from ..tensor import Tensor
 from .collect import Graph
 
@@ -33,15 +33,28 @@ def _direct_parameters(module: Any) -> list[tuple[str, Tensor]]:
     return [(name, p) for name, p in module.named_parameters() if "." not in name]
 
 
-def _named_tensors(params: Any) -> dict[str, Tensor]:
-    """A dict name -> Tensor from a dict or from pairs such as ``model.named_parameters()``."""
-    try:
-        named = dict(params.items() if isinstance(params, Mapping) else params)
-    except (TypeError, ValueError):
-        named = None
-    if named is None or not all(isinstance(name, str) and isinstance(t, Tensor) for name, t in named.items()):
-        raise TypeError(f"draw_graph: params must be a Module or a dict name -> Tensor, got {type(params).__name__}")
-    return named
+# a module's settings (its ``extra_repr``) are shown when at most this long: in a frame's caption, in a box
+FRAME_SETTINGS = 30
+BOX_SETTINGS = 48
+
+
+def class_text(module: Any, width: int) -> str:
+    """'Dropout: p=0.1': the class and, when it fits in ``width`` characters, the settings ``repr`` shows."""
+    settings = ""
+    if hasattr(module, "extra_repr"):
+        try:
+            settings = str(module.extra_repr())
+        except Exception:  # a user's module whose extra_repr fails: its class says enough
+            settings = ""
+    if settings and len(settings) <= width and "\n" not in settings:
+        return f"{type(module).__name__}: {settings}"
+    return type(module).__name__
+
+
+def never_called(module: Any) -> bool:
+    """True for a container whose ``forward`` is Module's own (ModuleList): it holds modules, runs none."""
+    forward = getattr(type(module), "forward", None)
+    return forward is not None and forward is getattr(Module, "forward", None)
 
 
 class Modules:
@@ -59,16 +72,16 @@ class Modules:
         self.has_children: dict[int, bool] = {}
         self.param_name: dict[int, str] = {}  # id(tensor) -> dotted name
         self.owner: dict[int, Any] = {}  # id(parameter) -> the module holding it directly
+        self.known: list[Any] = []  # every module named, in naming order
         given: dict[str, Tensor] = {}
         if hasattr(params, "named_parameters"):
             self.root = params
             self._walk(params, "")
         elif params is not None:
-            given = _named_tensors(params)
+            given = params  # a dict name -> Tensor (options.check_params)
         recorded = []
         seen: set[int] = set()
-        for node in graph.ops:
-            module = node.scope
+        for module in graph.scopes:
             if module is not None and id(module) not in seen:
                 seen.add(id(module))
                 recorded.append(module)
@@ -83,6 +96,7 @@ class Modules:
         """Name ``top`` and every module under it (breadth first, children in registration order)."""
         self.name[id(top)] = top_name
         self.parent.setdefault(id(top), None)
+        self.known.append(top)
         queue = deque([top])
         while queue:
             module = queue.popleft()
@@ -96,7 +110,10 @@ class Modules:
                 if id(child) in self.name:  # a module shared by two parents keeps its first name
                     continue
                 self.name[id(child)] = f"{prefix}.{local}" if prefix else local
-                self.parent[id(child)] = module
+                # a container that is never called (ModuleList) is no frame: its modules hang from its parent
+                self.parent[id(child)] = self.parent.get(id(module)) if never_called(module) and \
+                    self.parent.get(id(module)) is not None else module
+                self.known.append(child)
                 queue.append(child)
 
     def _name_unknown_modules(self, recorded: list[Any], given: dict[str, Tensor]) -> None:
@@ -139,9 +156,14 @@ class Modules:
         """The module's dotted name, e.g. 'rnn.layer_norm_l0' (its class in snake case if unnamed)."""
         return self.name.get(id(module)) or snake_case(type(module).__name__)
 
+    def all_modules(self) -> list[Any]:
+        """Every module named here: the model's tree (``params``) and the modules that ran ops."""
+        return [m for m in self.known if m is not self.root]
+
     def label(self, module: Any) -> str:
-        """'rnn.layer_norm_l0 (LayerNorm)': a frame's caption."""
-        return f"{self.display_name(module)} ({type(module).__name__})"
+        """'rnn.layer_norm_l0 (LayerNorm)', or with its settings when they are short: 'drop (Dropout: p=0.1)'."""
+        return f"{self.display_name(module)} ({class_text(module, FRAME_SETTINGS)})"
+
 
     def child_below(self, module: Any, context: Any) -> Any:
         """The module directly under ``context`` on the way up from ``module``; None if ``module``

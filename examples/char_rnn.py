@@ -58,8 +58,23 @@ from typing import Any
 
 import numpy as np
 from char_rnn_claims import LOSS_TARGET, claims_by_clip, first_step_below, format_claims
+from char_rnn_files import (
+    RunInUseError,
+    RunLock,
+    expect_array,
+    expect_bool,
+    expect_dict,
+    expect_float,
+    expect_generator_state,
+    expect_int,
+    expect_list,
+    expect_optional_float,
+    expect_str,
+    safe_text,
+)
 from char_rnn_metrics import evaluate_probe, invariance_curve, next_char_loss, probe_dynamics
 from char_rnn_model import (
+    LIMITS,
     CharRNN,
     ModelConfig,
     ModelFile,
@@ -67,6 +82,8 @@ from char_rnn_model import (
     describe_char,
     generate,
     load_model_file,
+    nonfinite_weights,
+    parameter_shapes,
     save_model_file,
 )
 from char_rnn_plots import MODELS, make_plots
@@ -89,6 +106,8 @@ TRAIN_FRACTION = 0.9
 PROBE_SEQUENCES, PROBE_LENGTH = 32, 256  # the fixed validation probe
 SMOOTHING = 0.95  # train_loss is an exponential moving average of the batch losses (bias-corrected)
 SAMPLE_TEMPERATURE = 0.8
+LOG_KEYS = ("step", "seconds", "train_loss", "val_loss", "saturation", "norm_drift", "grad_norm", "summed_input_rms")
+MAX_STEPS = 10**8  # --steps, and the step a resume checkpoint may claim
 EXPLODING_GRAD_NORM = 100.0  # a healthy run's gradient norm is about 0.1-2; far above: warn, suggest --clip
 MIN_LR_FRACTION = 0.1  # the cosine schedule ends at lr / 10
 INTERRUPTED_EXIT_STATUS = 130  # what a shell reports for a program stopped by Ctrl-C (128 + SIGINT)
@@ -111,6 +130,17 @@ def parse_clip(text: str) -> float | None:
     return value
 
 
+def parse_scale(text: str) -> float:
+    """A finite number (the recurrent init scale S)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -121,12 +151,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--init-from", default=None, metavar="FILE",
                       help="start from the weights of a model file (fine-tuning; the text must use its vocabulary)")
     what.add_argument("--models", nargs="+", choices=MODELS, default=None, help="mode")
-    what.add_argument("--recurrent-scale", nargs="+", type=float, default=None, metavar="S",
+    what.add_argument("--recurrent-scale", nargs="+", type=parse_scale, default=None, metavar="S",
                       help="multiply weight_hh by S after init, one set of runs per S (mode)")
     what.add_argument("--clip", nargs="+", type=parse_clip, default=None, metavar="NORM",
                       help="clip the global gradient norm to NORM; 'none' for no clipping; several values: "
                            "one set of runs each (mode)")
-    what.add_argument("--seeds", nargs="+", type=int, default=[0])
+    what.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
+                      help="one set of runs per seed (each >= 0); a seed fixes the initial weights and the batches")
     model = parser.add_argument_group("model")
     model.add_argument("--embed", type=int, default=None, help=f"embedding size ({ARCHITECTURE['embed']})")
     model.add_argument("--hidden", type=int, default=None, help=f"hidden units H ({ARCHITECTURE['hidden']})")
@@ -161,6 +192,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name, limit in (*((key, LIMITS[key]) for key in ARCHITECTURE), ("steps", MAX_STEPS), ("seq_len", 1 << 16),
+                        ("batch", 1 << 16)):
+        value = getattr(args, name)
+        if value is not None and value > limit:
+            parser.error(f"--{name.replace('_', '-')} must be at most {limit:,}, got {value:,}")
+    negative = [seed for seed in args.seeds if seed < 0]
+    if negative:
+        parser.error(f"--seeds must be >= 0 (numpy's generators take no negative seed), got {negative[0]}")
     for name in ("checkpoint_every", "sample", "threads"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
@@ -318,11 +357,98 @@ def run_settings(spec: RunSpec, args: argparse.Namespace, data: Data) -> dict[st
             "text_sha256": data.corpus["sha256"], "init_from": args.init_from}
 
 
-def settings_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
-    """'lr 0.002 there, 0.01 now; hidden 128 there, 256 now' for every key that differs."""
-    keys = sorted(set(saved) | set(current))
-    return "; ".join(f"{key} {saved.get(key)!r} there, {current.get(key)!r} now"
-                     for key in keys if saved.get(key) != current.get(key))
+def check_resume_state(state: Any, settings: dict[str, Any], shapes: list[tuple[int, ...]]) -> dict[str, Any]:
+    """A resume checkpoint's state with every field checked (ValueError naming the first bad one).
+
+    ``settings`` are this run's (the checkpoint must match them: ``check_resume`` has compared
+    them already, this repeats it field by field); ``shapes`` those of the model's parameters, in
+    order, which the optimizer state must fit exactly: a wrong shape or dtype there would otherwise
+    reach the Adam kernel.
+    """
+    state = expect_dict(state, "resume", ("settings", "step", "seconds", "ema", "losses_seen", "optimizer", "sampler",
+                                          "rng", "record", "warned_exploding"))
+    saved = expect_dict(state["settings"], "resume.settings", tuple(settings))
+    for key, value in settings.items():
+        if type(saved[key]) is not type(value) or saved[key] != value:
+            raise ValueError(f"resume.settings.{key} is {safe_text(repr(saved[key]), True)[:60]}, this run's is "
+                             f"{value!r}")
+    expect_int(state["step"], "resume.step", 0, MAX_STEPS)
+    expect_float(state["seconds"], "resume.seconds", 0.0)
+    expect_float(state["ema"], "resume.ema", finite=False)  # a diverged run's smoothed loss is NaN
+    expect_int(state["losses_seen"], "resume.losses_seen", 0, MAX_STEPS + 1)
+    check_adam_state(state["optimizer"], shapes, "resume.optimizer")
+    expect_generator_state(expect_dict(state["sampler"], "resume.sampler", ("generator",))["generator"],
+                           "resume.sampler.generator")
+    expect_generator_state(state["rng"], "resume.rng")
+    check_record(state["record"], "resume.record")
+    expect_bool(state["warned_exploding"], "resume.warned_exploding")
+    return state
+
+
+def check_adam_state(value: Any, shapes: list[tuple[int, ...]], name: str) -> None:
+    """An ``optim.Adam(params).state_dict()``: one group over every parameter, and for each parameter
+    either no state yet or its step count and two float32 arrays of exactly the parameter's shape."""
+    state_dict = expect_dict(value, name, ("state", "param_groups"))
+    groups = expect_list(state_dict["param_groups"], f"{name}.param_groups", 1)
+    if len(groups) != 1:
+        raise ValueError(f"{name}.param_groups must hold one group, got {len(groups)}")
+    group = expect_dict(groups[0], f"{name}.param_groups[0]", ("lr", "betas", "eps", "weight_decay", "amsgrad",
+                                                                "params"))
+    expect_float(group["lr"], f"{name}.lr", 0.0)
+    betas = expect_list(group["betas"], f"{name}.betas", 2)
+    if len(betas) != 2:
+        raise ValueError(f"{name}.betas must hold 2 numbers, got {len(betas)}")
+    for beta in betas:
+        expect_float(beta, f"{name}.betas", 0.0, 0.999999)
+    expect_float(group["eps"], f"{name}.eps", 0.0)
+    expect_float(group["weight_decay"], f"{name}.weight_decay", 0.0)
+    if expect_bool(group["amsgrad"], f"{name}.amsgrad"):
+        raise ValueError(f"{name}.amsgrad must be false (the example never uses it)")
+    indices = expect_list(group["params"], f"{name}.params", len(shapes))
+    if [expect_int(i, f"{name}.params", 0, len(shapes)) for i in indices] != list(range(len(shapes))):
+        raise ValueError(f"{name}.params must list the {len(shapes)} parameters in order")
+    per_param = expect_dict(state_dict["state"], f"{name}.state", others=True)
+    for index, entry in per_param.items():
+        i = expect_int(index, f"{name}.state key", 0, len(shapes) - 1)
+        entry = expect_dict(entry, f"{name}.state[{i}]", ("step", "exp_avg", "exp_avg_sq"))
+        expect_int(entry["step"], f"{name}.state[{i}].step", 0, MAX_STEPS + 1)
+        for key in ("exp_avg", "exp_avg_sq"):
+            expect_array(entry[key], f"{name}.state[{i}].{key}", shapes[i])
+
+
+def check_record(value: Any, name: str) -> None:
+    """A run's record (what metrics.json holds for it): the fields this program reads, type-checked."""
+    record = expect_dict(value, name, ("model", "scale", "clip", "seed", "status", "log", "grad_ratio", "tanh_input",
+                                       "hidden_sample", "invariance", "best", "init_from"))
+    expect_str(record["status"], f"{name}.status", 20)
+    for index, entry in enumerate(expect_list(record["log"], f"{name}.log", MAX_STEPS)):
+        entry = expect_dict(entry, f"{name}.log[{index}]", LOG_KEYS)
+        expect_int(entry["step"], f"{name}.log[{index}].step", 0, MAX_STEPS)
+        for key in LOG_KEYS[1:]:
+            expect_optional_float(entry[key], f"{name}.log[{index}].{key}")
+    if record["best"] is not None:
+        best = expect_dict(record["best"], f"{name}.best", ("step", "val_loss"))
+        expect_int(best["step"], f"{name}.best.step", 0, MAX_STEPS)
+        expect_float(best["val_loss"], f"{name}.best.val_loss")
+    for key in ("grad_ratio", "tanh_input", "hidden_sample", "invariance"):
+        check_plain_json(expect_dict(record[key], f"{name}.{key}", (), ("init", "final")), f"{name}.{key}")
+    if record["init_from"] is not None:
+        check_plain_json(expect_dict(record["init_from"], f"{name}.init_from", ("path", "info")), f"{name}.init_from")
+
+
+def check_plain_json(value: Any, name: str, depth: int = 0) -> None:
+    """Only dicts with str keys, lists, text, numbers, booleans and None, at most a few levels deep."""
+    if depth > 6:
+        raise ValueError(f"{name} is nested too deeply")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            expect_str(key, f"a key of {name}", 100)
+            check_plain_json(item, f"{name}.{key}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_plain_json(item, name, depth + 1)
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{name} holds a {type(value).__name__}, where only numbers and text belong")
 
 
 def run_paths(out: str, spec: RunSpec) -> dict[str, str]:
@@ -358,7 +484,11 @@ class Run:
         if not os.path.exists(self.paths["checkpoint"]):
             return False
         saved = load_model_file(self.paths["checkpoint"])
-        state = saved.resume
+        try:
+            state = check_resume_state(saved.resume, self.settings, list(parameter_shapes(self.config).values()))
+        except ValueError as error:
+            raise ModelFileError(f"{safe_text(self.paths['checkpoint'], True)}: damaged resume checkpoint "
+                                 f"({safe_text(str(error), True)})") from None
         self.model.load_state_dict(saved.weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict(state["sampler"])
@@ -436,6 +566,8 @@ def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, p
     run = Run(spec, args, data, init_from)
     if args.resume and run.resume_from_checkpoint() and run.record["status"] == "finished":
         return run.record  # finished before: its files are all written
+    if run.step > args.steps:  # a checkpoint from further on than --steps: the run ends here
+        tqdm.write(f"{spec.name}: the checkpoint is at step {run.step}, past --steps {args.steps}; the run ends there")
     if not run.record["log"]:
         run.measure_dynamics("init")
     warm_up(run.config, args)
@@ -450,9 +582,9 @@ def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, p
         run.seconds += time.perf_counter() - started
         run.ema, run.losses_seen = SMOOTHING * run.ema + (1 - SMOOTHING) * loss, run.losses_seen + 1
         train_loss = run.ema / (1 - SMOOTHING**run.losses_seen)  # bias-corrected: the first value is the first loss
-        if run.step % args.log_every == 0 or run.step == args.steps:
+        if run.step % args.log_every == 0 or run.step >= args.steps:
             run.log(train_loss, grad_norm)
-        if run.step == args.steps:
+        if run.step >= args.steps:
             break
         if grad_norm > EXPLODING_GRAD_NORM and spec.clip is None and not run.warned_exploding:
             run.warned_exploding = True
@@ -484,8 +616,11 @@ def _train_run(spec: RunSpec, args: argparse.Namespace, data: Data, stop: Any, p
     record = dict(run.record)
     if args.sample:
         prompt = "\n" if "\n" in data.vocab.chars else data.vocab.chars[0]
-        record["sample"] = generate(run.model, data.vocab, prompt, args.sample, SAMPLE_TEMPERATURE,
-                                    seed=spec.seed).text
+        try:
+            record["sample"] = generate(run.model, data.vocab, prompt, args.sample, SAMPLE_TEMPERATURE,
+                                        seed=spec.seed).text
+        except ValueError as error:  # the weights of a run that diverged
+            record["sample"] = f"(no sample: {error})"
     return record
 
 
@@ -571,8 +706,9 @@ def summary_table(runs: list[dict[str, Any]]) -> str:
         step_below, _ = first_step_below(run, LOSS_TARGET)
         median_grad = float(np.median([e["grad_norm"] for e in run["log"]]))
         name = RunSpec(run["model"], run["scale"], run["clip"], run["seed"]).name
+        best = f"{run['best']['val_loss']:>6.3f}" if run["best"] else f"{'never':>6}"  # never finite: diverged
         lines.append(
-            f"{name:<32} {last['train_loss']:>6.3f} {last['val_loss']:>6.3f} {run['best']['val_loss']:>6.3f} "
+            f"{name:<32} {last['train_loss']:>6.3f} {last['val_loss']:>6.3f} {best} "
             f"{last['saturation']:>7.3f} {last['norm_drift']:>7.3f} {median_grad:>8.3g} "
             f"{last['summed_input_rms']:>7.2f} {ratios['init'][k]:>9.2e} {end} "
             f"{'never' if math.isinf(step_below) else int(step_below):>8} {last['seconds']:>6.1f} "
@@ -596,6 +732,7 @@ def _json_safe(value: Any) -> Any:
 
 
 RUN_FILE = "run.json"  # in --out: the command and flags of the run, for --resume to check
+MAX_RUN_FILE_BYTES = 1_000_000
 NOT_RUN_FLAGS = ("resume", "jobs", "threads", "sample", "checkpoint_every", "out")  # free to change on resume
 
 
@@ -604,24 +741,41 @@ def run_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in vars(args).items() if key not in NOT_RUN_FLAGS}
 
 
+def read_run_file(out: str) -> dict[str, Any]:
+    """The run.json of --out, checked: {"command": [str, ...], "flags": {...}}; SystemExit if unusable."""
+    path = os.path.join(out, RUN_FILE)
+    try:
+        with open(path, "rb") as file:
+            content = file.read(MAX_RUN_FILE_BYTES + 1)
+        if len(content) > MAX_RUN_FILE_BYTES:
+            raise ValueError(f"more than {MAX_RUN_FILE_BYTES:,} bytes")
+        saved = json.loads(content.decode("utf-8"))
+        expect_dict(saved, RUN_FILE, ("command", "flags"))
+        for word in expect_list(saved["command"], "command", 10_000):
+            expect_str(word, "command", 10_000)
+        check_plain_json(expect_dict(saved["flags"], "flags", others=True), "flags")
+    except FileNotFoundError:
+        raise SystemExit(f"error: --resume: {safe_text(out, True)} holds no run to resume (no {RUN_FILE}); "
+                         "check --out, or leave out --resume to start a new run") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise SystemExit(f"error: --resume: {safe_text(path, True)} is damaged "
+                         f"({safe_text(str(error), True)})") from None
+    return saved
+
+
 def check_resume(args: argparse.Namespace, specs: list[RunSpec], data: Data) -> None:
     """--resume needs a run in --out, started with the same flags, whose checkpoints match them.
 
     Anything else is a one-line error: no run there, or which flags (or checkpoint settings) differ.
     """
-    try:
-        with open(os.path.join(args.out, RUN_FILE)) as file:
-            saved = json.load(file)
-    except (OSError, ValueError):
-        raise SystemExit(f"error: --resume: {args.out} holds no run to resume (no readable {RUN_FILE}); "
-                         "check --out, or leave out --resume to start a new run") from None
+    saved = read_run_file(args.out)
     current = json.loads(json.dumps(run_flags(args)))  # as JSON would store it: tuples become lists
     if saved["flags"] != current:
         differences = "; ".join(f"--{key.replace('_', '-')} {saved['flags'].get(key)!r} there, {current.get(key)!r} now"
                                 for key in sorted(set(saved["flags"]) | set(current))
                                 if saved["flags"].get(key) != current.get(key))
-        raise SystemExit(f"error: --resume: {args.out} was started with other flags ({differences}); its command "
-                         f"was: {shlex.join(saved['command'])}")
+        raise SystemExit(safe_text(f"error: --resume: {args.out} was started with other flags ({differences}); its "
+                                   f"command was: {shlex.join(saved['command'])}", one_line=True))
     for spec in specs:
         path = run_paths(args.out, spec)["checkpoint"]
         if not os.path.exists(path):
@@ -631,11 +785,15 @@ def check_resume(args: argparse.Namespace, specs: list[RunSpec], data: Data) -> 
         except ModelFileError as error:
             raise SystemExit(f"error: --resume: {error}") from None
         expected = run_settings(spec, args, data)
-        if state is None or state["settings"] != expected:
-            difference = "not a resume checkpoint" if state is None else settings_difference(state["settings"],
-                                                                                             expected)
-            raise SystemExit(f"error: --resume: {path} does not match this run ({difference}); "
-                             "resume with the same flags, or use another --out")
+        if state is None:
+            raise SystemExit(f"error: --resume: {safe_text(path, True)} is a model file, not a resume checkpoint")
+        shapes = list(parameter_shapes(model_config(spec, args, len(data.vocab))).values())
+        try:
+            check_resume_state(state, expected, shapes)
+        except ValueError as error:
+            raise SystemExit(f"error: --resume: {safe_text(path, True)} does not match this run "
+                             f"({safe_text(str(error), True)}); resume with the same flags, or use another "
+                             "--out") from None
 
 
 def write_run_file(args: argparse.Namespace, argv: list[str]) -> None:
@@ -648,6 +806,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         init_from = load_model_file(args.init_from) if args.init_from else None
+        if init_from is not None and nonfinite_weights(init_from.weights):
+            raise ModelFileError(f"--init-from {safe_text(args.init_from, True)}: the weights hold NaN or infinity "
+                                 "(a run that diverged); start from its .best.npz instead")
         apply_init_from(args, init_from)
         data = prepare_data(args.text, args.seq_len, init_from.vocab if init_from else None)
     except (TextFileError, ModelFileError) as error:
@@ -660,10 +821,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"bigram {data.baselines['bigram']:.2f} nats/char")
     specs = [RunSpec(model, scale, clip, seed) for clip in args.clip for scale in args.recurrent_scale
              for model in args.models for seed in args.seeds]
+    check_out_folder(args, argv)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        lock = RunLock(args.out)
+        lock.acquire()
+    except RunInUseError as error:
+        raise SystemExit(f"error: --out {safe_text(str(error), True)}") from None
+    except OSError as error:
+        raise SystemExit(f"error: --out {safe_text(args.out, True)}: {error.strerror}") from None
+    try:
+        return train_all(args, argv, specs, data)
+    finally:
+        lock.release()
+
+
+def check_out_folder(args: argparse.Namespace, argv: list[str]) -> None:
+    """--out must be a folder; without --resume, a new or empty one (a run already there is never replaced)."""
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SystemExit(f"error: --out {safe_text(out, True)} is a file, not a folder; give a folder for the run")
+    if args.resume or not os.path.isdir(out):
+        return
+    if os.path.exists(os.path.join(out, RUN_FILE)):
+        raise SystemExit(f"error: --out {safe_text(out, True)} already holds a run; to continue it: "
+                         f"{safe_text(resume_command(argv), True)}  (to start afresh, choose another --out)")
+    others = [name for name in os.listdir(out) if name != ".lock"]
+    if others:
+        raise SystemExit(f"error: --out {safe_text(out, True)} is not empty ({len(others)} entries, such as "
+                         f"{safe_text(others[0], True)}) and holds no run; choose a new or empty folder")
+
+
+def train_all(args: argparse.Namespace, argv: list[str], specs: list[RunSpec], data: Data) -> dict[str, Any]:
+    """Everything after the checks, with --out locked: train, write metrics and pictures, report."""
     if args.resume:
         check_resume(args, specs, data)
+    elif os.path.exists(os.path.join(args.out, RUN_FILE)):  # another run started here since the check
+        raise SystemExit(f"error: --out {safe_text(args.out, True)} already holds a run; to continue it: "
+                         f"{safe_text(resume_command(argv), True)}")
     else:
-        os.makedirs(args.out, exist_ok=True)
         write_run_file(args, argv)
     clips = ", ".join("none" if clip is None else f"{clip:g}" for clip in args.clip)
     threads = f"{args.threads} BLAS thread(s)" if args.threads else "one BLAS thread (the default for small products)"
@@ -703,7 +899,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     for name, text in samples.items():
         if text:
-            print(f"--- sample from {name} (temperature {SAMPLE_TEMPERATURE}) ---\n{text}\n")
+            print(f"--- sample from {name} (temperature {SAMPLE_TEMPERATURE}) ---\n{safe_text(text)}\n")
     print(f"trained in {wall:.0f} s wall-clock\n")
     print(summary_table(runs))
     if claims is not None:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+from char_rnn_files import expect_array, expect_bool, expect_dict, expect_float, expect_int, expect_str, safe_text
 
 import tinygrad_ln as tl
 from tinygrad_ln import Tensor, nn
@@ -33,6 +34,11 @@ FORMAT = "tinygrad_ln char-rnn"
 # 1: the weights alone (examples/char_rnn.py before self-describing files); 2: this layout.
 FORMAT_VERSION = 2
 SATURATION_THRESHOLD = 0.99  # |h| above this: tanh'(.) = 1 - h^2 < 0.02, the unit barely passes gradient
+
+
+# Sane sizes: a file that declares more is refused before anything is allocated for it.
+LIMITS = {"vocab_size": 1 << 16, "embed": 4096, "hidden": 4096, "layers": 16}
+MAX_PARAMETERS = 50_000_000  # 200 MB of float32 weights; Adam's state and the gradients triple it
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,18 @@ class ModelConfig:
     dropout: float = 0.0  # between stacked RNN layers, training mode only
     layer_norm: bool = True
 
+    def __post_init__(self) -> None:
+        """Every field checked (type and range) and the size bounded: a ValueError names the problem."""
+        for name, limit in LIMITS.items():
+            object.__setattr__(self, name, expect_int(getattr(self, name), name, 1, limit))
+        object.__setattr__(self, "dropout", expect_float(self.dropout, "dropout", 0.0, 1.0))
+        if self.dropout == 1.0:
+            raise ValueError("dropout must be below 1, got 1")
+        object.__setattr__(self, "layer_norm", expect_bool(self.layer_norm, "layer_norm"))
+        count = sum(math.prod(shape) for shape in parameter_shapes(self).values())
+        if count > MAX_PARAMETERS:
+            raise ValueError(f"the model would have {count:,} parameters, more than the {MAX_PARAMETERS:,} allowed")
+
     @property
     def kind(self) -> str:
         """"layernorm" or "vanilla": the name runs and files use."""
@@ -55,14 +73,25 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """The inverse of ``to_dict``; unknown or missing keys are a ValueError naming them."""
-        names = {field.name for field in fields(cls)}
-        unknown, missing = sorted(set(values) - names), sorted(names - set(values))
-        if unknown or missing:
-            raise ValueError(f"model config: unknown keys {unknown}, missing keys {missing}")
-        return cls(**{name: value.item() if isinstance(value, np.generic) else value
-                      for name, value in values.items()})
+    def from_dict(cls, values: Any) -> ModelConfig:
+        """The inverse of ``to_dict``; a wrong type, value or key is a ValueError naming it."""
+        names = tuple(field.name for field in fields(cls))
+        values = expect_dict(values, "config", names)
+        return cls(**{name: values[name].item() if isinstance(values[name], np.generic) else values[name]
+                      for name in names})
+
+
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every array in ``CharRNN(config).state_dict()``, computed without building it."""
+    vocab, embed, hidden = int(config.vocab_size), int(config.embed), int(config.hidden)
+    shapes = {"embedding.weight": (vocab, embed)}
+    for k in range(int(config.layers)):
+        shapes[f"rnn.weight_ih_l{k}"] = (hidden, embed if k == 0 else hidden)
+        shapes[f"rnn.weight_hh_l{k}"] = (hidden, hidden)
+        shapes |= {f"rnn.bias_ih_l{k}": (hidden,), f"rnn.bias_hh_l{k}": (hidden,)}
+    for k in range(int(config.layers) if config.layer_norm else 0):
+        shapes |= {f"rnn.layer_norm_l{k}.weight": (hidden,), f"rnn.layer_norm_l{k}.bias": (hidden,)}
+    return shapes | {"head.weight": (vocab, hidden), "head.bias": (vocab,)}  # in the order of model.parameters()
 
 
 class CharRNN(nn.Module):
@@ -117,31 +146,69 @@ def save_model_file(path: str, config: ModelConfig, vocab: CharVocab, weights: d
     tl.save(contents, path)  # a temporary file renamed over path: a crash mid-write keeps the old file
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz archive starts with these bytes
+
+
 def load_model_file(path: str) -> ModelFile:
-    """Read a file written by ``save_model_file``; anything else raises ``ModelFileError``."""
+    """Read a file written by ``save_model_file``; anything else raises ``ModelFileError`` (one line).
+
+    Every field is checked before it is used: the config's sizes against ``LIMITS`` and
+    ``MAX_PARAMETERS``, each weight's name, dtype and shape against the config, the vocabulary
+    against the config. So a file that declares a huge model is refused without building one.
+    The ``resume`` entry of a checkpoint is checked by the code that resumes from it.
+    """
+    shown = safe_text(str(path), one_line=True)
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(ZIP_MAGIC))
+    except FileNotFoundError:
+        raise ModelFileError(f"no such model file: {shown}") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{shown} is a folder, not a model file") from None
+    except OSError as error:
+        raise ModelFileError(f"cannot read {shown}: {error.strerror}") from None
+    if start != ZIP_MAGIC:
+        what = "it is empty" if not start else f"it is not a .npz archive (it starts with {start!r})"
+        raise ModelFileError(f"{shown} is not a char-RNN model file: {what}")
     try:
         contents = tl.load(path)
-    except FileNotFoundError:
-        raise ModelFileError(f"no such model file: {path}") from None
     except (OSError, ValueError) as error:  # tl.CheckpointError (damaged file) is a ValueError
-        raise ModelFileError(str(error)) from None
-    if contents.get("format") != FORMAT:
+        raise ModelFileError(safe_text(str(error), one_line=True)) from None
+    if not isinstance(contents, dict) or contents.get("format") != FORMAT:
         raise ModelFileError(
-            f"{path} is not a char-RNN model file: it has no format entry, so it holds weights alone (written "
+            f"{shown} is not a char-RNN model file: it has no format entry, so it holds weights alone (written "
             f"by examples/char_rnn.py before format version {FORMAT_VERSION}, or by something else); "
             f"retrain to get a file with its vocabulary and config")
-    version = int(contents.get("version", 0))
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"{path} is a char-RNN model file of format version {version}; "
-                             f"this code reads version {FORMAT_VERSION}")
     try:
+        version = expect_int(contents.get("version"), "version", 0, 2**31)
+        if version != FORMAT_VERSION:
+            raise ModelFileError(f"{shown} is a char-RNN model file of format version {version}; "
+                                 f"this code reads version {FORMAT_VERSION}")
+        expect_dict(contents, "the file", ("format", "version", "config", "vocab", "weights", "info"), ("resume",))
         config = ModelConfig.from_dict(contents["config"])
-        vocab = CharVocab(str(contents["vocab"]))
+        vocab = expect_str(contents["vocab"], "vocab", LIMITS["vocab_size"])
         if len(vocab) != config.vocab_size:
             raise ValueError(f"the vocabulary has {len(vocab)} characters, the config says {config.vocab_size}")
-        return ModelFile(config, vocab, contents["weights"], contents["info"], contents.get("resume"))
-    except (KeyError, ValueError, TypeError) as error:
-        raise ModelFileError(f"{path}: damaged model file ({error})") from None
+        if list(vocab) != sorted(set(vocab)):
+            raise ValueError("the vocabulary is not a sorted string of distinct characters")
+        shapes = parameter_shapes(config)
+        weights = expect_dict(contents["weights"], "weights", tuple(shapes))
+        for name, shape in shapes.items():
+            expect_array(weights[name], f"weights[{name!r}]", shape)
+        info = expect_dict(contents["info"], "info", others=True)
+        resume = contents.get("resume")
+        if resume is not None:
+            expect_dict(resume, "resume", others=True)
+        return ModelFile(config, CharVocab(vocab), weights, info, resume)
+    except ModelFileError:
+        raise
+    except ValueError as error:
+        raise ModelFileError(f"{shown}: damaged model file ({safe_text(str(error), one_line=True)})") from None
+
+
+def nonfinite_weights(weights: dict[str, np.ndarray]) -> list[str]:
+    """The names of the arrays holding NaN or infinity (the weights of a run that diverged)."""
+    return [name for name, array in weights.items() if not np.isfinite(array).all()]
 
 
 def model_from_file(model_file: ModelFile) -> CharRNN:
@@ -214,12 +281,14 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 def _draw(log_probs: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
     """One character id from the model's distribution, reshaped by temperature and top-k."""
+    if np.isnan(log_probs).any():
+        raise ValueError("the model's output is not a number (NaN): its weights come from a run that diverged")
     if temperature == 0:
         return int(np.argmax(log_probs))
-    z = log_probs / temperature
+    z = log_probs - log_probs.max()  # <= 0, the most likely character at 0
     if top_k is not None and top_k < len(z):
-        keep = np.argsort(z)[-top_k:]  # the k most likely
-        z = np.full_like(z, -np.inf)
-        z[keep] = log_probs[keep] / temperature
-    probs = np.exp(z - z.max())
+        z[np.argsort(z)[:-top_k]] = -np.inf  # keep the k most likely
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        # a tiny temperature sends every other character to -inf, leaving the most likely (still at 0)
+        probs = np.exp(z / temperature)
     return int(rng.choice(len(probs), p=probs / probs.sum()))

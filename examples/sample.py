@@ -19,9 +19,19 @@ from __future__ import annotations
 import argparse
 import html
 import math
+import os
 import sys
 
-from char_rnn_model import SATURATION_THRESHOLD, Generation, ModelFileError, generate, load_model_file, model_from_file
+from char_rnn_files import safe_text, write_text_atomically
+from char_rnn_model import (
+    SATURATION_THRESHOLD,
+    Generation,
+    ModelFileError,
+    generate,
+    load_model_file,
+    model_from_file,
+    nonfinite_weights,
+)
 
 # Terminal colours (256-colour backgrounds, light to dark) and the bin edges that pick one.
 ANSI_BACKGROUNDS = (231, 194, 229, 223, 217, 210)  # white, green, yellow, light orange, pink, red
@@ -63,12 +73,13 @@ def colour_bin(value: float, measure: str) -> int:
 def ansi_coloured(generation: Generation, measure: str) -> str:
     """The prompt plain, then each written character on a background coloured by ``measure``."""
     values = getattr(generation, measure)
-    pieces = [generation.prompt]
+    pieces = [safe_text(generation.prompt)]
     for char, value in zip(generation.text, values):
         if char == "\n":  # a background on a line break shows nothing; keep it plain
             pieces.append(char)
         else:
-            pieces.append(f"\x1b[30;48;5;{ANSI_BACKGROUNDS[colour_bin(value, measure)]}m{char}\x1b[0m")
+            shown = safe_text(char)  # a control character in the vocabulary is shown escaped, never sent
+            pieces.append(f"\x1b[30;48;5;{ANSI_BACKGROUNDS[colour_bin(value, measure)]}m{shown}\x1b[0m")
     return "".join(pieces)
 
 
@@ -93,11 +104,11 @@ def html_page(sections: list[tuple[str, list[Generation]]], measure: str) -> str
     for title, generations in sections:
         blocks = []
         for generation in generations:
-            spans = [f'<span class="prompt">{html.escape(generation.prompt)}</span>']
+            spans = [f'<span class="prompt">{html.escape(safe_text(generation.prompt))}</span>']
             for char, bits, saturated in zip(generation.text, generation.surprisal, generation.saturation):
                 value = bits if measure == "surprisal" else saturated
                 spans.append(f'<span style="background:{html_colour(value, measure)}" title="surprisal {bits:.2f} '
-                             f'bits, saturation {100 * saturated:.1f} %">{html.escape(char)}</span>')
+                             f'bits, saturation {100 * saturated:.1f} %">{html.escape(safe_text(char))}</span>')
             blocks.append(f"<pre>{''.join(spans)}</pre>")
         columns.append(f"<div class=\"column\"><h2>{html.escape(title)}</h2>{''.join(blocks)}</div>")
     return (
@@ -112,20 +123,40 @@ def html_page(sections: list[tuple[str, list[Generation]]], measure: str) -> str
 
 
 def describe(path: str, info: dict) -> str:
-    """One line about a model file: its run, which weights, how many steps, how good."""
+    """One line about a model file: its run, which weights, how many steps, how good (made safe to print)."""
     step, val_loss = info.get("step"), info.get("val_loss")
+    steps = f"{step}" if isinstance(step, int) and not isinstance(step, bool) else "?"
     quality = f", validation loss {val_loss:.3f} nats/char" if isinstance(val_loss, float) else ""
-    return f"{path}: {info.get('run', '?')}, {info.get('kind', '?')} weights after {step} steps{quality}"
+    run, kind = (str(info.get(key, "?"))[:200] for key in ("run", "kind"))
+    return safe_text(f"{path}: {run}, {kind} weights after {steps} steps{quality}", one_line=True)
+
+
+def check_html_target(path: str) -> None:
+    """Refuse, before any sampling, an --html path whose folder is missing or not writable (one line)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise SystemExit(f"error: --html {safe_text(path, True)} is a folder; give a file name such as page.html")
+    if not os.path.isdir(folder):
+        raise SystemExit(f"error: --html {safe_text(path, True)}: the folder {safe_text(folder, True)} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise SystemExit(f"error: --html {safe_text(path, True)}: no permission to write in {safe_text(folder, True)}")
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, list[Generation]]]:
     args = parse_args(argv)
+    if args.html:
+        check_html_target(args.html)
     sections = []
     for path in args.checkpoints:
         try:
             model_file = load_model_file(path)
         except ModelFileError as error:
             raise SystemExit(f"error: {error}") from None
+        broken = nonfinite_weights(model_file.weights)
+        if broken:
+            raise SystemExit(f"error: {safe_text(path, True)}: the weights hold NaN or infinity ({len(broken)} of "
+                             f"{len(model_file.weights)} arrays, such as {broken[0]}): they come from a run that "
+                             "diverged; sample from its .best.npz instead")
         model = model_from_file(model_file)
         vocab = model_file.vocab
         prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in vocab.chars else vocab.chars[0])
@@ -137,18 +168,20 @@ def main(argv: list[str] | None = None) -> list[tuple[str, list[Generation]]]:
             try:
                 generation = generate(model, vocab, prompt, args.length, args.temperature, args.top_k, args.seed + i)
             except ValueError as error:  # a prompt character the model never saw, an empty prompt
-                raise SystemExit(f"error: {path}: {error}") from None
+                raise SystemExit(f"error: {safe_text(path, True)}: {error}") from None
             generations.append(generation)
             if args.num_samples > 1:
                 print(f"--- sample {i + 1} of {args.num_samples} (seed {args.seed + i}) ---")
-            print(ansi_coloured(generation, args.show) if args.show else generation.prompt + generation.text)
+            print(ansi_coloured(generation, args.show) if args.show else safe_text(generation.prompt + generation.text))
         sections.append((title, generations))
     if args.show:
         print(legend(args.show))
     if args.html:
-        with open(args.html, "w", encoding="utf-8") as file:
-            file.write(html_page(sections, args.show or "surprisal"))
-        print(f"wrote {args.html}", file=sys.stderr)
+        try:
+            write_text_atomically(args.html, html_page(sections, args.show or "surprisal"))
+        except OSError as error:
+            raise SystemExit(f"error: --html {safe_text(args.html, True)}: {error.strerror}") from None
+        print(f"wrote {safe_text(args.html, True)}", file=sys.stderr)
     return sections
 
 

@@ -157,6 +157,21 @@ def expect_generator_state(value: Any, name: str) -> str:
     return text
 
 
+def check_plain_json(value: Any, name: str, depth: int = 0) -> None:
+    """Only dicts with str keys, lists, text, numbers, booleans and None, at most 8 levels deep."""
+    if depth > 8:
+        raise ValueError(f"{name} is nested too deeply")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            expect_str(key, f"a key of {name}", 100)
+            check_plain_json(item, f"{name}.{key}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_plain_json(item, name, depth + 1)
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ValueError(f"{name} holds a {type(value).__name__}, where only numbers and text belong")
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"

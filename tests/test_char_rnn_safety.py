@@ -23,6 +23,7 @@ EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the example's modules import each other by name, as when run as scripts
 
 import char_rnn  # noqa: E402
+import char_rnn_train  # noqa: E402
 import sample  # noqa: E402
 from char_rnn_files import RunInUseError, RunLock, safe_text, write_text_atomically  # noqa: E402
 from char_rnn_model import (  # noqa: E402
@@ -35,8 +36,7 @@ from char_rnn_model import (  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 TINY = ["--steps", "10", "--hidden", "8", "--embed", "6", "--seq-len", "12", "--batch", "4", "--log-every", "5",
-        "--sample", "0", "--jobs", "1", "--checkpoint-every", "5"]
-RUN = "layernorm_scale1_clip1_seed0"
+        "--sample-every", "0", "--sample-length", "0", "--checkpoint-every", "5"]
 MEMORY_LIMIT = 1_500_000_000  # bytes of address space for the subprocesses: a regression fails, it does not swap
 
 
@@ -60,7 +60,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, pattern: str, sta
 
 @pytest.fixture(scope="module")
 def tiny_text(tmp_path_factory) -> str:
-    from tinygrad_ln.data import pydoc_topics_text
+    from char_rnn_data import pydoc_topics_text
 
     path = tmp_path_factory.mktemp("text") / "tiny.txt"
     path.write_text(pydoc_topics_text()[:6000], encoding="utf-8")
@@ -72,7 +72,7 @@ def trained(tmp_path_factory, tiny_text) -> Path:
     """A finished tiny run (trained once for the module); tests copy it before changing anything."""
     out = tmp_path_factory.mktemp("trained") / "run"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(char_rnn, "make_plots", lambda *args, **kwargs: [])  # pictures are tested elsewhere
+        patch.setattr(char_rnn_train, "draw_training", lambda *args, **kwargs: None)  # tested elsewhere
         char_rnn.main(["--text", tiny_text, "--out", str(out), *TINY])
     return out
 
@@ -85,11 +85,11 @@ def run_copy(trained, tmp_path) -> Path:
 
 
 def model_path(out: Path) -> Path:
-    return out / "models" / f"{RUN}.npz"
+    return out / "model.npz"
 
 
 def checkpoint_path(out: Path) -> Path:
-    return out / "checkpoints" / f"{RUN}.npz"
+    return out / "checkpoint.npz"
 
 
 def rewrite(path: Path, edit) -> None:
@@ -100,14 +100,23 @@ def rewrite(path: Path, edit) -> None:
 
 
 def resume_arguments(out: Path, tiny_text: str) -> list[str]:
-    return ["--text", tiny_text, "--out", str(out), *TINY, "--resume"]
+    return ["--out", str(out), "--resume"]
+
+
+def in_record(edit):
+    """An edit of the checkpoint's record (JSON text inside the file)."""
+    def edit_record(contents):
+        record = json.loads(contents["resume"]["record"])
+        edit(record)
+        contents["resume"]["record"] = json.dumps(record)
+    return edit_record
 
 
 def interrupted_at(step: int):
     """An edit that makes a finished checkpoint look like one written by an interrupt at ``step``."""
     def edit(contents):
         contents["resume"]["step"] = step
-        contents["resume"]["record"]["status"] = "interrupted"
+        in_record(lambda record: record.update(status="interrupted"))(contents)
     return edit
 
 
@@ -261,10 +270,12 @@ DAMAGED_CHECKPOINTS = {
     "optimizer amsgrad": (set_in("resume", "optimizer", "param_groups", 0, "amsgrad", True), r"amsgrad must be false"),
     "optimizer state shape": (set_in("resume", "optimizer", "state", 0, "exp_avg", lambda a: a[:1]),
                               r"resume\.optimizer\.state\[0\]\.exp_avg must be a float32 array of shape"),
-    "record log entry": (set_in("resume", "record", "log", 0, "val_loss", "low"),
-                         r"log\[0\]\.val_loss must be a number"),
-    "settings differ": (set_in("resume", "settings", "lr", 0.5), r"resume\.settings\.lr is 0\.5, this run's is 0\.002"),
-    "settings a list": (set_in("resume", "settings", [1]), r"resume\.settings must be a dict"),
+    "record log entry": (in_record(lambda record: record["log"][0].update(probe_loss="low")),
+                         r"resume\.record\.log\[0\]\.probe_loss must be a number"),
+    "record not json": (set_in("resume", "record", "{" * 5000), r"resume\.record is not JSON"),
+    "config differs": (set_in("resume", "config", "lr", 0.5), r"resume\.config\.lr is 0\.5, the run's is 0\.002"),
+    "config a list": (set_in("resume", "config", [1]), r"resume\.config must be a dict"),
+    "last_lr text": (set_in("resume", "last_lr", "fast"), r"resume\.last_lr must be a number"),
 }
 
 
@@ -314,7 +325,8 @@ def test_a_diverged_model_is_refused_with_one_line(run_copy):
     path = model_path(run_copy)
     rewrite(path, set_in("weights", "head.weight", lambda w: w * np.nan))
     with pytest.raises(SystemExit, match=r"^error: .*weights hold NaN or infinity \(1 of \d+ arrays, such as "
-                                         r"head\.weight\): they come from a run that diverged"):
+                                         r"head\.weight\): they come from a run that diverged; sample from its "
+                                         r"best\.npz instead$"):
         sample.main([str(path)])
 
 
@@ -431,10 +443,15 @@ def test_a_running_run_cannot_be_joined(run_copy, tiny_text):
 # ---- errors that name the real cause ---------------------------------------------------------------
 
 
-def test_negative_seeds_are_a_usage_error():
-    result = run_script("char_rnn.py", "--seeds", "-1", "--steps", "1")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "--seeds must be >= 0 (numpy's generators take no negative seed), got -1" in result.stderr
+def test_negative_seeds_are_a_usage_error(capsys):
+    import char_rnn_experiment
+
+    for parse, flag in ((char_rnn_experiment.parse_args, "--seeds"), (char_rnn.parse_args, "--seed")):
+        with pytest.raises(SystemExit) as stopped:
+            parse([flag, "-1"])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {flag} must be >= 0" + (
+            " (numpy's generators take no negative seed), got -1" if flag == "--seeds" else ", got -1"))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -442,19 +459,25 @@ def test_a_run_whose_validation_loss_is_never_finite_ends_with_its_summary(run_c
     """Finite weights whose logits overflow (head.weight near float32's largest value): every loss is NaN."""
     start = model_path(run_copy)
     rewrite(start, set_in("weights", "head.weight", lambda w: np.sign(w).astype(np.float32) * np.float32(3e38)))
-    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "nan"), *TINY, "--init-from", str(start),
-                   "--sample", "20"])
+    run = char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "nan"), *TINY, "--init-from", str(start),
+                         "--sample-length", "20"])
     out = capsys.readouterr().out
-    assert re.search(rf"{RUN} +nan +nan +never ", out), out
-    assert "no sample: the model's output is not a number (NaN)" in out
-    assert not (tmp_path / "nan" / "models" / f"{RUN}.best.npz").exists()
+    assert run.record["status"] == "finished" and run.record["best"] is None
+    assert re.search(r"probe loss at step 10 +not finite", out) and re.search(r"full validation +not finite", out)
+    assert "the probe loss was never finite: no best.npz (the run diverged" in out
+    assert "(no sample: the model's output is not a number (NaN)" in out
+    assert not (tmp_path / "nan" / "best.npz").exists()
+    assert all(row["probe_loss"] is None for row in map(json.loads, (tmp_path / "nan" / "log.jsonl").open()))
 
 
 def test_run_files_from_elsewhere_are_checked(run_copy, tiny_text):
-    (run_copy / "run.json").write_text(json.dumps({"command": "rm -rf /", "flags": {}}))
-    with pytest.raises(SystemExit, match=r"run\.json is damaged \(command must be a list, got str\)"):
+    saved = json.loads((run_copy / "run.json").read_text())
+    (run_copy / "run.json").write_text(json.dumps({**saved, "command": "rm -rf /"}))
+    with pytest.raises(SystemExit, match=r"^error: --resume: run\.json command must be a list, got str$"):
+        char_rnn.main(resume_arguments(run_copy, tiny_text))
+    (run_copy / "run.json").write_text(json.dumps({**saved, "config": {**saved["config"], "hidden": 10**9}}))
+    with pytest.raises(SystemExit, match=r"hidden must be in \[1, 4096\], got 1000000000"):
         char_rnn.main(resume_arguments(run_copy, tiny_text))
     (run_copy / "run.json").write_text("[" * 100_000)
-    with pytest.raises(SystemExit, match=r"run\.json is damaged"):
+    with pytest.raises(SystemExit, match=r"run\.json is not JSON"):
         char_rnn.main(resume_arguments(run_copy, tiny_text))
-

@@ -447,7 +447,7 @@ def test_every_op_is_in_the_table():
 PUBLIC_MODULES = [
     "tinygrad_ln", "tinygrad_ln.tensor", "tinygrad_ln.autograd", "tinygrad_ln.ops", "tinygrad_ln.layer_ops",
     "tinygrad_ln.gradcheck", "tinygrad_ln.random", "tinygrad_ln.serialize", "tinygrad_ln.optim",
-    "tinygrad_ln.viz", "tinygrad_ln.data", "tinygrad_ln.nn.module", "tinygrad_ln.nn.linear",
+    "tinygrad_ln.viz", "tinygrad_ln.nn.module", "tinygrad_ln.nn.linear",
     "tinygrad_ln.nn.normalization", "tinygrad_ln.nn.dropout", "tinygrad_ln.nn.embedding", "tinygrad_ln.nn.rnn",
     "tinygrad_ln.nn.functional", "tinygrad_ln.nn.loss", "tinygrad_ln.nn.init", "tinygrad_ln.nn.utils",
 ]

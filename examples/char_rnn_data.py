@@ -1,4 +1,4 @@
-"""Character-level text data: load a corpus, encode it, split it, and cut training batches from it.
+"""The char-RNN example's text data: load a corpus, encode it, split it, and cut training batches from it.
 
     text, source = load_text()                      # CPython's own docs unless a path is given
     vocab = CharVocab(text)
@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 import numpy as np
+from char_rnn_files import expect_dict, expect_generator_state
 
 PYDOC_SOURCE = "pydoc_data.topics.topics (values in sorted key order, joined with newlines)"
 
@@ -141,9 +142,13 @@ class RandomWindows:
         """The generator's state as JSON text (small, and storable by ``tl.save``)."""
         return {"generator": json.dumps(self._generator.bit_generator.state)}
 
-    def load_state_dict(self, state: dict[str, str]) -> None:
-        """Restore the generator from ``state_dict()``: the following batches repeat exactly."""
-        self._generator.bit_generator.state = json.loads(str(state["generator"]))
+    def load_state_dict(self, state: Any) -> None:
+        """Restore the generator from ``state_dict()``: the following batches repeat exactly.
+
+        The state may come from a file: anything but a PCG64 state is a ValueError naming the field.
+        """
+        text = expect_generator_state(expect_dict(state, "sampler", ("generator",))["generator"], "sampler.generator")
+        self._generator.bit_generator.state = json.loads(text)
 
 
 def evenly_spaced_windows(data: np.ndarray, length: int, count: int) -> tuple[np.ndarray, np.ndarray]:

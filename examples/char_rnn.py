@@ -257,6 +257,11 @@ def check_new_folder(out: str) -> None:
     if not os.path.isdir(out):
         return
     if os.path.exists(os.path.join(out, RUN_FILE)):
+        try:
+            read_run_file(out)
+        except (OSError, ValueError):
+            raise SystemExit(f"error: --out {safe_text(out, True)} holds a {RUN_FILE} this version cannot continue "
+                             "(an older layout, or a damaged file); choose another --out") from None
         raise SystemExit(f"error: --out {safe_text(out, True)} already holds a run; to continue it: "
                          f"{safe_text(shlex.join([*command_prefix(__file__), '--out', out, '--resume']), True)}  "
                          "(to start afresh, choose another --out)")
@@ -323,7 +328,8 @@ def report(run: Run, out: str) -> None:
     print(f"files: {os.path.join(out, FINAL)}, {os.path.join(out, BEST)}, {os.path.join(out, LOG_FILE)}, "
           f"{os.path.join(out, PICTURE)}")
     sample = command_prefix(os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample.py"))
-    print(f"sample from it:\n  {shlex.join([*sample, os.path.join(out, FINAL), '--prompt', 'The '])}")
+    prompt = ["--prompt", "The "] if not run.data.vocab.unknown("The ") else []
+    print(f"sample from it:\n  {shlex.join([*sample, os.path.join(out, FINAL), *prompt])}")
     longer = shlex.join([*command_prefix(__file__), "--out", out, "--resume", "--steps", str(2 * run.step)])
     print(f"train it for longer:\n  {longer}")
 
@@ -385,9 +391,12 @@ def locked_main(args: argparse.Namespace, argv: list[str]) -> Run:
             run = train_run(args.out, config, data, options, stop, progress=progress)
     except SecondInterrupt:
         run = progress.get("run")
-        saved = "no checkpoint was saved yet" if run is None or run.saved_step is None else (
-            f"{os.path.join(args.out, CHECKPOINT)} holds step {run.saved_step}")
-        print(f"\nsecond Ctrl-C: stopped without saving; {saved}", file=sys.stderr)
+        if run is None or run.saved_step is None:
+            saved = "no checkpoint was saved yet"
+        else:
+            saved = f"{os.path.join(args.out, CHECKPOINT)} holds step {run.saved_step}" + (
+                "" if run.saved_step == run.step else f" ({run.step - run.saved_step} updates before it stopped)")
+        print(f"\nsecond Ctrl-C: stopped at once; {saved}", file=sys.stderr)
         raise SystemExit(INTERRUPTED_EXIT_STATUS) from None
     except ModelFileError as error:
         raise SystemExit(f"error: --resume: {error}") from None

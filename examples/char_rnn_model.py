@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -165,6 +166,8 @@ def load_model_file(path: str) -> ModelFile:
     """
     shown = safe_text(str(path), one_line=True)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise ModelFileError(f"{shown} is not a regular file (a device or a pipe), so not a model file")
         with open(path, "rb") as file:
             start = file.read(len(ZIP_MAGIC))
     except FileNotFoundError:

@@ -652,7 +652,8 @@ def draw_training(record: dict[str, Any], path: str, title: str) -> None:
     bits.set_ylabel("bits/char")
     ax.set_title(safe_text(title, True)[:80])
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run whose losses were never finite has nothing to label
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 

@@ -31,6 +31,7 @@ import html
 import math
 import os
 import re
+import stat
 import sys
 from typing import Any
 
@@ -201,6 +202,8 @@ def load(path: str) -> tuple[CharRNN, CharVocab, str]:
 def read_utf8(path: str, what: str, limit: int | None = None) -> str:
     """A whole UTF-8 file (at most ``limit`` bytes), or SystemExit naming the problem."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SystemExit(f"error: {what} {safe_text(path, True)} is not a regular file")
         with open(path, "rb") as file:
             content = file.read(-1 if limit is None else limit + 1)
     except OSError as error:
@@ -239,6 +242,8 @@ def write_html(path: str, page: str) -> None:
 def pieces_of(path: str) -> Any:
     """The UTF-8 text of ``path``, SCORE_PIECE characters at a time (a file of any size in bounded memory)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise TextFileError(f"--score {safe_text(path, True)} is not a regular file")
         with open(path, encoding="utf-8") as file:
             while piece := file.read(SCORE_PIECE):
                 yield piece

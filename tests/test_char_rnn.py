@@ -236,7 +236,8 @@ def test_a_second_ctrl_c_stops_at_once_with_one_line_naming_the_saved_step(tmp_p
     assert stopped.value.code == 130
     err = capsys.readouterr().err
     checkpoint = tmp_path / "r" / "checkpoint.npz"
-    assert err.strip().splitlines()[-1] == f"second Ctrl-C: stopped without saving; {checkpoint} holds step 5"
+    assert err.strip().splitlines()[-1] == f"second Ctrl-C: stopped at once; {checkpoint} holds step 5 (3 updates " \
+                                           "before it stopped)"
     assert "Traceback" not in err and not (tmp_path / "r" / ".lock").exists()
     assert load_model_file(str(tmp_path / "r" / "checkpoint.npz")).resume["step"] == 5
 

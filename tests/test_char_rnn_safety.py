@@ -481,3 +481,18 @@ def test_run_files_from_elsewhere_are_checked(run_copy, tiny_text):
     (run_copy / "run.json").write_text("[" * 100_000)
     with pytest.raises(SystemExit, match=r"run\.json is not JSON"):
         char_rnn.main(resume_arguments(run_copy, tiny_text))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_text_path_naming_a_device_is_refused_not_read_forever(run_copy, tmp_path):
+    """run.json names the text the run resumes from; /dev/zero there used to be read until memory ran out."""
+    saved = json.loads((run_copy / "run.json").read_text())
+    saved["text"]["path"] = "/dev/zero"
+    (run_copy / "run.json").write_text(json.dumps(saved))
+    result = run_script("char_rnn.py", "--out", str(run_copy), "--resume", timeout=60)
+    assert_one_line_error(result, r"^error: --resume: /dev/zero is a device or a pipe, not a regular file, not a "
+                                  r"text file; pass --text FILE with the run's text")
+    result = run_script("sample.py", str(model_path(run_copy)), "--score", "/dev/zero", timeout=60)
+    assert_one_line_error(result, r"^error: --score /dev/zero is not a regular file$")
+    with pytest.raises(ModelFileError, match=r"/dev/zero is not a regular file \(a device or a pipe\)"):
+        load_model_file("/dev/zero")

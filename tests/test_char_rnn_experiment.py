@@ -337,3 +337,15 @@ def test_ctrl_c_stops_every_worker_and_resume_continues(tmp_path, tiny_text, mon
                                          "--jobs", "1"])
     assert {run["step"] for run in finished["runs"]} == {max(steps.values()) + 2}
     assert all(run["status"] == "finished" for run in finished["runs"])
+
+
+def test_help_is_exact(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        char_rnn_experiment.parse_args(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "None" not in text
+    for option, default in (("--models", "vanilla layernorm"), ("--recurrent-scale S [S ...]", "1 5"),
+                            ("--clip NORM [NORM ...]", "none 1"), ("--seeds SEED [SEED ...]", "0"),
+                            ("--steps STEPS", "1500"), ("--lr LR", "0.002"), ("--log-every N", "25")):
+        assert re.search(re.escape(option) + r" .*?\(default: " + re.escape(default) + r"\)", text), option

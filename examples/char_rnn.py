@@ -351,10 +351,11 @@ def main(argv: list[str] | None = None) -> Run:
     args = parse_args(argv)
     if not args.resume:
         check_new_folder(args.out)
+    elif not os.path.isdir(args.out):
+        raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no run to resume (no such folder); check "
+                         "--out, or leave out --resume to start a new run")
     try:
-        os.makedirs(args.out, exist_ok=not args.resume or os.path.isdir(args.out))
-    except FileExistsError:
-        raise SystemExit(f"error: --out {safe_text(args.out, True)} is a file, not a folder") from None
+        os.makedirs(args.out, exist_ok=True)
     except OSError as error:
         raise SystemExit(f"error: --out {safe_text(args.out, True)}: {error.strerror}") from None
     lock = RunLock(args.out)

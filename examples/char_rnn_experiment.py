@@ -443,6 +443,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise SystemExit(f"error: --out {safe_text(args.out, True)} already holds an experiment; to continue it: "
                              f"{safe_text(command, True)}  (to start afresh, choose another --out)")
         check_new_folder(args.out)
+    elif not os.path.isdir(args.out):
+        raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no experiment to resume (no such "
+                         "folder); check --out, or leave out --resume to start one")
     try:
         os.makedirs(args.out, exist_ok=True)
         lock = RunLock(args.out)

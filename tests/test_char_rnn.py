@@ -303,8 +303,9 @@ def test_resume_compares_only_the_flags_passed_and_finds_the_text_by_its_sha256(
 
 
 def test_resume_errors_name_the_problem(tmp_path, tiny_text):
-    with pytest.raises(SystemExit, match=r"typo holds no run to resume \(no run\.json\)"):
+    with pytest.raises(SystemExit, match=r"typo holds no run to resume \(no such folder\)"):
         char_rnn.main(["--out", str(tmp_path / "typo"), "--resume"])
+    assert not (tmp_path / "typo").exists()  # a typo creates nothing
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"empty holds no run to resume"):
         char_rnn.main(["--out", str(tmp_path / "empty"), "--resume"])

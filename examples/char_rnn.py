@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> Run:
     elif not os.path.isdir(args.out):
         raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no run to resume (no such folder); check "
                          "--out, or leave out --resume to start a new run")
+    created = not os.path.isdir(args.out)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as error:
@@ -367,6 +368,8 @@ def main(argv: list[str] | None = None) -> Run:
         return locked_main(args, argv)
     finally:
         lock.release()
+        if created and not os.listdir(args.out):  # a run that could not start leaves no empty folder behind
+            os.rmdir(args.out)
 
 
 def locked_main(args: argparse.Namespace, argv: list[str]) -> Run:

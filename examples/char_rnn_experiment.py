@@ -280,6 +280,7 @@ def train_one(spec: RunSpec, folder: str, config: RunConfig, data: Data, options
     dynamics = run.record["dynamics"]
     check_dynamics(dynamics)  # they may come from a checkpoint
     record = {"name": spec.name, **vars(spec), "status": run.record["status"], "step": run.step, "seconds": run.seconds,
+              "trained": run.trained,
               "log": run.record["log"], "best": run.record["best"], "full_validation": run.record["full_validation"],
               **{key: {when: value[key] for when, value in dynamics.items()}
                  for key in ("grad_ratio", "tanh_input", "hidden_sample", "invariance")}}
@@ -449,6 +450,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif not os.path.isdir(args.out):
         raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no experiment to resume (no such "
                          "folder); check --out, or leave out --resume to start one")
+    created = not os.path.isdir(args.out)
     try:
         os.makedirs(args.out, exist_ok=True)
         lock = RunLock(args.out)
@@ -461,6 +463,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return locked_main(args, argv)
     finally:
         lock.release()
+        if created and not os.listdir(args.out):  # an experiment that could not start leaves no empty folder
+            os.rmdir(args.out)
 
 
 def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[dict[str, Any], dict[str, int], Data, list[RunSpec]]:
@@ -548,7 +552,9 @@ def locked_main(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     for name, text in samples.items():
         if text:
             print(f"--- sample from {name} (temperature 0.8) ---\n{safe_text(text)}\n")
-    print(f"trained in {wall:.0f} s wall-clock\n")
+    trained = sum(bool(r.get("trained")) for r in records)
+    print(f"trained {trained} of {len(records)} runs in {wall:.0f} s wall-clock" + (
+        "" if trained else " (every run had finished before)") + "\n")
     print(summary_table(runs))
     if claims is not None:
         print("\nClaims, checked against these runs for each clipping setting:")

@@ -322,6 +322,7 @@ def test_init_from_starts_a_new_run_and_records_where_its_weights_came_from(tmp_
     with pytest.raises(SystemExit, match=r"2 character\(s\) outside the --init-from model's vocabulary of 62: "
                                          r"'£' \(U\+00A3\), '☃' \(U\+2603\)"):
         char_rnn.main(["--text", str(other), "--out", str(tmp_path / "bad2"), *TINY, "--init-from", str(source)])
+    assert not (tmp_path / "bad2").exists()  # a run that could not start leaves no folder behind
 
     tuned = char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "tuned"), *TINY, "--steps", "3",
                            "--init-from", str(source)])

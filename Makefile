@@ -27,9 +27,10 @@ test-long: $(STAMP)
 	$(PY) -m pytest --fuzz=long $(PYTEST_ARGS)
 
 # The vanilla vs LN-RNN comparison behind the README's char-RNN result: 8 runs (S = 1 and 5, clipping
-# off and at norm 1), 2 at a time; about a minute on a quiet 2-core machine. Writes runs/demo.
+# off and at norm 1), one seed, 2 at a time. Writes runs/demo; a second `make demo` continues (or
+# reports) that experiment instead of overwriting it.
 demo: $(STAMP)
-	$(PY) examples/char_rnn.py --out runs/demo
+	$(PY) examples/char_rnn_experiment.py --out runs/demo $(if $(wildcard runs/demo/experiment.json),--resume)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

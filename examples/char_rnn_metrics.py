@@ -1,5 +1,11 @@
-"""What the char-RNN example measures inside a model: the probe metrics, r(k), the distribution of
-tanh's inputs, and the invariance check. Used by examples/char_rnn.py; see docs/layernorm-rnn.md.
+"""What the vanilla vs LN comparison measures inside a model: the probe metrics, r(k), the distribution
+of tanh's inputs, and the invariance check. Used by examples/char_rnn_experiment.py; see
+docs/layernorm-rnn.md, section 5.
+
+Every measurement is taken in float64, on a float64 copy of the model's current weights
+(``Float64Probes``): the float32 model trains, its exact weights are measured. In float32,
+1 - h^2 of a saturated unit (h near 1) keeps only a few significant digits, so r(k), which
+multiplies 32 of them, would mostly measure rounding.
 
 Hidden states are stacked as numpy arrays of shape (L, N, H): time, sequence, unit. With several
 layers, every measurement is of the top layer (the one the output head reads).
@@ -10,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from char_rnn_files import expect_dict, expect_list, expect_optional_float
 from char_rnn_model import SATURATION_THRESHOLD, CharRNN
 
 import tinygrad_ln as tl
@@ -110,7 +117,7 @@ def top_layer_states(model: CharRNN, inputs: np.ndarray) -> tuple[Tensor, np.nda
 
 
 def evaluate_probe(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
-    """val_loss, saturation, norm_drift and summed_input_rms on the fixed probe (no graph, eval mode)."""
+    """probe_loss, saturation, norm_drift and summed_input_rms on the fixed probe (no graph, eval mode)."""
     inputs, targets = probe
     was_training = model.training
     model.eval()
@@ -118,7 +125,7 @@ def evaluate_probe(model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict
     with tl.no_grad():
         val_loss = next_char_loss(logits, targets).item()
     model.train(was_training)
-    return {"val_loss": val_loss, "saturation": saturation(hidden), "norm_drift": norm_drift(hidden),
+    return {"probe_loss": val_loss, "saturation": saturation(hidden), "norm_drift": norm_drift(hidden),
             "summed_input_rms": rms(summed)}
 
 
@@ -170,7 +177,7 @@ def invariance_curve(model: CharRNN, probe: tuple[np.ndarray, np.ndarray],
     try:
         for c in factors:
             for name in names:
-                getattr(rnn, name).data[...] = original[name] * np.float32(c)
+                getattr(rnn, name).data[...] = original[name] * c
             logits, _, hidden = top_layer_states(model, inputs)
             with tl.no_grad():
                 losses.append(next_char_loss(logits, targets).item())
@@ -180,5 +187,65 @@ def invariance_curve(model: CharRNN, probe: tuple[np.ndarray, np.ndarray],
             getattr(rnn, name).data[...] = original[name]
         model.train(was_training)
     reference = hiddens[list(factors).index(1.0)] if 1.0 in factors else hiddens[0]
-    return {"factors": list(factors), "val_loss": losses,
+    return {"factors": list(factors), "probe_loss": losses,
             "hidden_change": [float(np.mean(np.abs(h - reference))) for h in hiddens]}
+
+
+class Float64Probes:
+    """The comparison's measurements of a float32 model, taken on a float64 copy of its current weights.
+
+    ``evaluate(model, probe)`` gives a log row's numbers (probe_loss, saturation, norm_drift,
+    summed_input_rms), ``measure(model, probe)`` the ones taken at init and at the end (r(k), what
+    tanh receives, the hidden states of one sequence, the invariance curve): the two hooks of
+    ``char_rnn_train.train_run``. The copy is built once, without touching the library's random
+    state, so a run measured this way trains exactly as one that is not.
+    """
+
+    def __init__(self) -> None:
+        self.copy: CharRNN | None = None
+
+    def float64(self, model: CharRNN) -> CharRNN:
+        if self.copy is None:
+            state = tl.get_rng_state()
+            self.copy = CharRNN(model.config)  # its own random init is overwritten below
+            tl.set_rng_state(state)
+        for source, target in zip(model.parameters(), self.copy.parameters()):
+            target.data = source.data.astype(np.float64)
+        return self.copy
+
+    def evaluate(self, model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+        return evaluate_probe(self.float64(model), probe)
+
+    def measure(self, model: CharRNN, probe: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+        copy = self.float64(model)
+        return {**probe_dynamics(copy, probe), "invariance": invariance_curve(copy, probe)}
+
+
+def check_dynamics(dynamics: Any) -> None:
+    """What ``Float64Probes.measure`` returned (read back from a checkpoint): {"init"/"final": {grad_ratio,
+    tanh_input, hidden_sample, invariance}} with lists and numbers of the right kinds, or a ValueError."""
+    def numbers(value: Any, name: str, length: int | None = None) -> None:
+        items = expect_list(value, name, 100_000)
+        if length is not None and len(items) != length:
+            raise ValueError(f"{name} must hold {length} numbers, got {len(items)}")
+        for item in items:
+            expect_optional_float(item, name)
+
+    expect_dict(dynamics, "dynamics", (), ("init", "final"))
+    for when, measured in dynamics.items():
+        name = f"dynamics.{when}"
+        measured = expect_dict(measured, name, ("grad_ratio", "tanh_input", "hidden_sample", "invariance"))
+        ratios = expect_dict(measured["grad_ratio"], f"{name}.grad_ratio", others=True)
+        if not ratios or not all(isinstance(k, str) and k.isdigit() for k in ratios):
+            raise ValueError(f"{name}.grad_ratio must map distances 1, 2, ... to numbers")
+        numbers(list(ratios.values()), f"{name}.grad_ratio")
+        histogram = expect_dict(measured["tanh_input"], f"{name}.tanh_input", ("edges", "density"))
+        numbers(histogram["edges"], f"{name}.tanh_input.edges")
+        numbers(histogram["density"], f"{name}.tanh_input.density", len(histogram["edges"]) - 1)
+        rows = expect_list(measured["hidden_sample"], f"{name}.hidden_sample", HEATMAP_STEPS)
+        for row in rows:
+            numbers(row, f"{name}.hidden_sample", len(rows[0]))
+        curve = expect_dict(measured["invariance"], f"{name}.invariance", ("factors", "probe_loss", "hidden_change"))
+        numbers(curve["factors"], f"{name}.invariance.factors")
+        for key in ("probe_loss", "hidden_change"):
+            numbers(curve[key], f"{name}.invariance.{key}", len(curve["factors"]))

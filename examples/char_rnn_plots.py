@@ -1,13 +1,13 @@
 """The char-RNN example's pictures, drawn from the run records of metrics.json (matplotlib, files only).
 
-    training.png       per clipping setting (columns): validation loss against steps and seconds,
+    comparison.png     per clipping setting (columns): probe loss against steps and seconds,
                        saturation, norm drift, gradient norm and RMS of a_t against steps
     hidden_states.png  |h_t| of one validation sequence as a picture (units x steps), at init and
                        after training, and the distribution of what tanh receives (a_t, or LN(a_t))
     dynamics.png       r(k) at init and after training
     invariance.png     every weight and bias that makes a_t multiplied by c: how much the hidden
-                       states and the validation loss change, at init and after training
-    headline.png       the README's picture: validation loss with and without clipping, and the
+                       states and the probe loss change, at init and after training
+    headline.png       the README's picture: probe loss with and without clipping, and the
                        hidden states of the largest scale's runs
 
 Colour is the model (vanilla red, layernorm blue), line style the recurrent init scale S; several
@@ -92,12 +92,12 @@ def plot_log_metric(ax: Any, runs: list[dict[str, Any]], key: str, x_key: str = 
 
 def plot_loss(ax: Any, runs: list[dict[str, Any]], baselines: dict[str, float], vocab_size: int,
               x_key: str = "step") -> None:
-    plot_log_metric(ax, runs, "val_loss", x_key)
+    plot_log_metric(ax, runs, "probe_loss", x_key)
     for (name, value), style in zip(baselines.items(), (":", "-.")):
         ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} baseline {value:.2f}")
-    finite = [e["val_loss"] for run in runs for e in run["log"] if e["val_loss"] is not None]
+    finite = [e["probe_loss"] for run in runs for e in run["log"] if e["probe_loss"] is not None]
     ax.set_ylim(max(0.0, min(finite, default=1.0) - 0.15), math.log(vocab_size) + 0.6)
-    ax.set_ylabel("validation loss (nats/char)")
+    ax.set_ylabel("probe loss (nats/char)")
 
 
 def plot_grad_ratio(ax: Any, runs: list[dict[str, Any]], when: str) -> None:
@@ -157,14 +157,14 @@ def plot_hidden_heatmap(ax: Any, run: dict[str, Any] | None, when: str) -> Any:
 
 
 def plot_invariance(ax: Any, runs: list[dict[str, Any]], when: str, key: str) -> None:
-    """``key`` ("val_loss" or "hidden_change") against c, the factor every weight and bias that makes
+    """``key`` ("probe_loss" or "hidden_change") against c, the factor every weight and bias that makes
     a_t was multiplied by."""
     for (model, scale), group in _groups(runs).items():
         group = [run for run in group if when in run.get("invariance", {})]
         if not group:
             continue
         curve = group[0]["invariance"][when]
-        keep = [i for i, c in enumerate(curve["factors"]) if key == "val_loss" or c != 1.0]  # c = 1 changes nothing
+        keep = [i for i, c in enumerate(curve["factors"]) if key == "probe_loss" or c != 1.0]  # c = 1 changes nothing
         _plot_band(ax, [curve["factors"][i] for i in keep],
                    [[run["invariance"][when][key][i] for i in keep] for run in group], model,
                    _style(scale, runs), _label(model, scale), geometric=key == "hidden_change")
@@ -174,7 +174,7 @@ def plot_invariance(ax: Any, runs: list[dict[str, Any]], when: str, key: str) ->
         ax.set_yscale("log")
         ax.set_ylabel(r"mean $|h_t(c) - h_t(1)|$")
     else:
-        ax.set_ylabel("validation loss (nats/char)")
+        ax.set_ylabel("probe loss (nats/char)")
 
 
 def _title_when(when: str, clip: float | None) -> str:
@@ -194,8 +194,8 @@ def make_plots(runs: list[dict[str, Any]], baselines: dict[str, float], vocab_si
     scales = sorted({run["scale"] for run in runs})
     paths = []
 
-    # training.png: one row per metric, one column per clipping setting
-    rows = (("val_loss", "Validation loss", "step"), ("val_loss", "Validation loss vs training time", "seconds"),
+    # comparison.png: one row per metric, one column per clipping setting
+    rows = (("probe_loss", "Probe loss", "step"), ("probe_loss", "Probe loss vs training time", "seconds"),
             ("saturation", "Saturation: fraction of |h| > 0.99", "step"),
             ("norm_drift", r"Norm drift: mean over t of $(\Vert h_t\Vert - \Vert h_{t-1}\Vert)^2$", "step"),
             ("grad_norm", "Global gradient norm (before clipping)", "step"),
@@ -205,7 +205,7 @@ def make_plots(runs: list[dict[str, Any]], baselines: dict[str, float], vocab_si
     for column, clip in enumerate(clips):
         for row, (key, title, x_key) in enumerate(rows):
             ax = axes[row, column]
-            if key == "val_loss":
+            if key == "probe_loss":
                 plot_loss(ax, by_clip[clip], baselines, vocab_size, x_key)
             else:
                 plot_log_metric(ax, by_clip[clip], key, x_key)
@@ -216,7 +216,7 @@ def make_plots(runs: list[dict[str, Any]], baselines: dict[str, float], vocab_si
             ax.grid(alpha=0.3)
         axes[0, column].legend(fontsize=8)
     _share_y_by_row(axes)
-    paths.append(_save(fig, os.path.join(out, "training.png"), plt))
+    paths.append(_save(fig, os.path.join(out, "comparison.png"), plt))
 
     # hidden_states.png: per scale, |h_t| at init and after training (no clipping), then the histograms
     moments = [("init", clips[0])] + [("final", clip) for clip in clips]
@@ -252,9 +252,9 @@ def make_plots(runs: list[dict[str, Any]], baselines: dict[str, float], vocab_si
     fig, axes = plt.subplots(2, len(moments), figsize=(5.5 * len(moments), 8.5), constrained_layout=True,
                              squeeze=False)
     for column, (when, clip) in enumerate(moments):
-        for row, key in enumerate(("hidden_change", "val_loss")):
+        for row, key in enumerate(("hidden_change", "probe_loss")):
             plot_invariance(axes[row, column], by_clip[clip], when, key)
-            what = "hidden states" if key == "hidden_change" else "validation loss"
+            what = "hidden states" if key == "hidden_change" else "probe loss"
             axes[row, column].set_title(f"Summed input times c: {what}, {_title_when(when, clip)}", fontsize=10)
             axes[row, column].grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
@@ -266,7 +266,7 @@ def make_plots(runs: list[dict[str, Any]], baselines: dict[str, float], vocab_si
     fig, axes = plt.subplots(1, len(clips) + 2, figsize=(4.6 * (len(clips) + 2), 4.4), constrained_layout=True)
     for ax, clip in zip(axes, clips):
         plot_loss(ax, by_clip[clip], baselines, vocab_size)
-        ax.set_title(f"Validation loss, {clip_label(clip)}")
+        ax.set_title(f"Probe loss, {clip_label(clip)}")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

@@ -1,6 +1,7 @@
-"""examples/char_rnn.py (and its modules) and tinygrad_ln/data.py: metric functions against hand-computed
-values, the two modes on tiny configurations, Ctrl-C (a real SIGINT) and resume giving identical weights,
---init-from, the one-line errors, and --no-fused. Sampling and model files: tests/test_char_rnn_sampling.py."""
+"""examples/char_rnn.py and examples/char_rnn_train.py: training on your own text as a user does it. A run and
+its files, the log and the numbers it reports, Ctrl-C (real SIGINTs) and --resume from the folder alone giving
+identical weights, extending a finished run, --init-from, the learning rate schedules, and the one-line errors.
+Tiny models and few steps throughout; the comparison is tests/test_char_rnn_experiment.py."""
 
 from __future__ import annotations
 
@@ -19,31 +20,23 @@ import numpy as np
 import pytest
 
 import tinygrad_ln as tl
-from tinygrad_ln import Tensor
-from tinygrad_ln.data import (
-    CharVocab,
-    RandomWindows,
-    TextFileError,
-    evenly_spaced_windows,
-    load_text,
-    ngram_cross_entropy,
-    pydoc_topics_text,
-    train_val_split,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the example's modules import each other by name, as when run as scripts
 
 import char_rnn  # noqa: E402
-import char_rnn_metrics  # noqa: E402
-from char_rnn_model import CharRNN, ModelConfig, load_model_file  # noqa: E402
+import char_rnn_train  # noqa: E402
+import sample  # noqa: E402
+from char_rnn_data import CharVocab, pydoc_topics_text  # noqa: E402
+from char_rnn_model import ModelConfig, TextScorer, load_model_file, model_from_file  # noqa: E402
+from char_rnn_train import RunConfig, learning_rate  # noqa: E402
 
 SCRIPT = EXAMPLES / "char_rnn.py"
-LOG_KEYS = {"step", "seconds", "train_loss", "val_loss", "saturation", "norm_drift", "grad_norm", "summed_input_rms"}
 TINY = ["--steps", "20", "--hidden", "8", "--embed", "6", "--seq-len", "12", "--batch", "4", "--log-every", "5",
-        "--sample", "0", "--jobs", "1"]
+        "--sample-every", "0", "--sample-length", "0"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ROW_KEYS = {"step", "seconds", "lr", "train_loss", "train_bpc", "probe_loss", "probe_bpc", "probe_ppl", "grad_norm"}
 
 
 @pytest.fixture(scope="module")
@@ -53,401 +46,340 @@ def tiny_text(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_plots(monkeypatch):
-    """Skip drawing (a second or two per run) in tests that do not look at the pictures."""
-    monkeypatch.setattr(char_rnn, "make_plots", lambda *args, **kwargs: [])
+    """Skip drawing training.png (about half a second) except where a test asks for it."""
+    monkeypatch.setattr(char_rnn_train, "draw_training", lambda *args, **kwargs: None)
+
+
+def weights(path: Path) -> dict[str, np.ndarray]:
+    return load_model_file(str(path)).weights
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    first, second = weights(a), weights(b)
+    assert list(first) == list(second)
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 def without_seconds(log: list[dict]) -> list[dict]:
-    return [{key: value for key, value in entry.items() if key != "seconds"} for entry in log]
+    return [{key: value for key, value in row.items() if key != "seconds"} for row in log]
 
 
-# ---- metric functions ----------------------------------------------------------------------------
-
-
-def test_saturation_counts_strictly_above_threshold():
-    hidden = np.array([[[0.995, -0.999, 0.5, 0.99]], [[0.0, -0.2, 1.0, -0.98]]])  # (L=2, N=1, H=4)
-    assert char_rnn_metrics.saturation(hidden) == pytest.approx(3 / 8)  # 0.995, -0.999, 1.0; 0.99 is not above
-
-
-def test_norm_drift_is_mean_squared_change_of_norms():
-    # sequence 0 norms 1, 3, 2 (3-4-5 triangles make them exact); sequence 1 norms 5, 5, 0
-    hidden = np.array([[[1.0, 0.0], [3.0, 4.0]],
-                       [[0.0, 3.0], [5.0, 0.0]],
-                       [[2.0, 0.0], [0.0, 0.0]]])  # (L=3, N=2, H=2)
-    assert char_rnn_metrics.hidden_norms(hidden).tolist() == [[1, 5], [3, 5], [2, 0]]
-    # steps 1..2: (3-1)^2, (5-5)^2, (2-3)^2, (0-5)^2 -> mean (4 + 0 + 1 + 25) / 4
-    assert char_rnn_metrics.norm_drift(hidden) == pytest.approx(7.5)
-    assert char_rnn_metrics.rms(np.array([3.0, -4.0])) == pytest.approx(math.sqrt(12.5))
-
-
-def test_gradient_ratios_on_a_linear_recurrence():
-    """h_t = h_{t-1} W^T + x_t and loss = c . h_T, so dloss/dh_{T-k} = c W^k exactly."""
-    rng = np.random.default_rng(0)
-    hidden_size, length = 4, 8
-    weight = rng.normal(size=(hidden_size, hidden_size)) * 0.6
-    c = rng.normal(size=(1, hidden_size))
-    h = Tensor(rng.normal(size=(1, hidden_size)), requires_grad=True)
-    w = Tensor(weight)
-    states = []
-    for _ in range(length):
-        h = h @ w.T + Tensor(rng.normal(size=(1, hidden_size)))
-        states.append(h)
-    loss = (states[-1] * Tensor(c)).sum()
-    ratios = char_rnn_metrics.gradient_ratios(states, loss, max_distance=5)
-    expected = [np.linalg.norm(c @ np.linalg.matrix_power(weight, k)) / np.linalg.norm(c) for k in range(1, 6)]
-    assert list(ratios) == ["1", "2", "3", "4", "5"]
-    np.testing.assert_allclose(list(ratios.values()), expected, rtol=1e-10)
-    with pytest.raises(ValueError, match="max_distance"):
-        char_rnn_metrics.gradient_ratios(states, loss, max_distance=length)
-
-
-def small_model(layer_norm: bool, layers: int = 1, scale: float = 1.0, seed: int = 0) -> CharRNN:
-    tl.manual_seed(seed)
-    model = CharRNN(ModelConfig(vocab_size=7, embed=5, hidden=6, layers=layers, layer_norm=layer_norm))
-    for k in range(layers):
-        getattr(model.rnn, f"weight_hh_l{k}").data *= scale
-    return model
-
-
-@pytest.mark.parametrize("layer_norm", [False, True])
-def test_top_layer_states_rebuilds_the_summed_inputs_the_step_graph_records(layer_norm):
-    model = small_model(layer_norm).eval()
-    inputs = np.random.default_rng(1).integers(0, 7, size=(9, 3))
-    logits, summed, hidden = char_rnn_metrics.top_layer_states(model, inputs)  # fused forward, a_t rebuilt
-    step_logits, _, steps = model(Tensor(inputs), return_steps=True)
-    np.testing.assert_allclose(summed, np.stack([a.data for a in steps.summed_inputs[0]]), atol=1e-5)
-    np.testing.assert_allclose(hidden, np.stack([h.data for h in steps.hidden_states[0]]), atol=1e-6)
-    np.testing.assert_allclose(logits.data, step_logits.data, atol=1e-5)
-    # what tanh receives: tanh of it is h
-    np.testing.assert_allclose(np.tanh(char_rnn_metrics.tanh_inputs(model, summed)), hidden, atol=1e-5)
-
-
-def test_scaling_the_summed_input_leaves_only_the_layer_norm_rnn_unchanged():
-    inputs = np.random.default_rng(2).integers(0, 7, size=(11, 4))
-    probe = (inputs[:-1], inputs[1:])
-    layer_norm = char_rnn_metrics.invariance_curve(small_model(True), probe)
-    vanilla = char_rnn_metrics.invariance_curve(small_model(False), probe)
-    assert layer_norm["factors"] == list(char_rnn_metrics.INVARIANCE_FACTORS)
-    assert max(layer_norm["hidden_change"]) < 1e-3  # eps and float32 rounding only
-    assert max(vanilla["hidden_change"]) > 0.05
-    assert np.ptp(layer_norm["val_loss"]) < 1e-3 < np.ptp(vanilla["val_loss"])
-    before = small_model(False).state_dict()
-    model = small_model(False)
-    char_rnn_metrics.invariance_curve(model, probe)
-    for name, value in model.state_dict().items():  # the weights are restored
-        np.testing.assert_array_equal(value, before[name])
-
-
-def test_probe_dynamics_histogram_and_hidden_sample():
-    model = small_model(False, scale=5.0)
-    inputs = np.random.default_rng(3).integers(0, 7, size=(41, 2))
-    dynamics = char_rnn_metrics.probe_dynamics(model, (inputs[:-1], inputs[1:]))
-    assert list(dynamics["grad_ratio"]) == [str(k) for k in range(1, 33)]
-    histogram = dynamics["tanh_input"]
-    assert len(histogram["edges"]) == len(histogram["density"]) + 1
-    assert np.sum(np.array(histogram["density"]) * np.diff(histogram["edges"])) == pytest.approx(1.0)
-    sample = np.array(dynamics["hidden_sample"])
-    assert sample.shape == (40, 6) and np.abs(sample).max() <= 1  # all 40 steps and 6 units (fewer than the caps)
-    assert all(param.grad is None for param in model.parameters())  # r(k)'s backward leaves no gradients behind
-
-
-# ---- data ----------------------------------------------------------------------------------------
-
-
-def test_vocab_split_and_ngram_baselines():
-    vocab = CharVocab("abcab")
-    assert vocab.chars == ["a", "b", "c"] and len(vocab) == 3
-    ids = vocab.encode("abcab")
-    assert ids.tolist() == [0, 1, 2, 0, 1] and vocab.decode(ids) == "abcab"
-    with pytest.raises(KeyError, match="'z'"):
-        vocab.encode("az")
-    assert vocab.unknown("zabyz") == ["y", "z"] and vocab.unknown("cab") == []
-    train, val = train_val_split(np.arange(10), 0.9)
-    assert train.tolist() == list(range(9)) and val.tolist() == [9]
-    # add-one unigram from train "abab": counts a 3, b 3, c 1 of 7
-    train = np.array([0, 1, 0, 1])
-    assert ngram_cross_entropy(train, None, np.array([0, 2]), 3, order=1) == pytest.approx(
-        -(math.log(3 / 7) + math.log(1 / 7)) / 2)
-    # add-one bigram: after "a" the counts are b 2+1, a 1, c 1 -> P(b | a) = 3/5
-    assert ngram_cross_entropy(train, np.array([0]), np.array([1]), 3, order=2) == pytest.approx(-math.log(3 / 5))
-
-
-def test_random_windows_shift_by_one_and_resume_exactly():
-    data = np.arange(100)
-    sampler = RandomWindows(data, length=7, batch_size=5, seed=3)
-    inputs, targets = sampler.sample()
-    assert inputs.shape == targets.shape == (7, 5) and inputs.dtype == np.int64
-    np.testing.assert_array_equal(targets, inputs + 1)  # data is arange: the next character is +1
-    state = sampler.state_dict()
-    following = [sampler.sample() for _ in range(3)]
-    restored = RandomWindows(data, length=7, batch_size=5, seed=99)
-    restored.load_state_dict(state)
-    for (a, b), (c, d) in zip(following, [restored.sample() for _ in range(3)]):
-        np.testing.assert_array_equal(a, c)
-        np.testing.assert_array_equal(b, d)
-    with pytest.raises(ValueError, match="needs 11 characters"):
-        RandomWindows(np.arange(10), length=10, batch_size=1, seed=0)
-
-
-def test_evenly_spaced_windows_cover_the_data_deterministically():
-    inputs, targets = evenly_spaced_windows(np.arange(50), length=9, count=5)
-    assert inputs.shape == (9, 5)
-    assert inputs[0].tolist() == [0, 10, 20, 30, 40] and targets[-1, -1] == 49
-    again, _ = evenly_spaced_windows(np.arange(50), length=9, count=5)
-    np.testing.assert_array_equal(inputs, again)
-
-
-def test_load_text_gives_one_line_errors(tmp_path):
-    latin1 = tmp_path / "latin1.txt"
-    latin1.write_bytes("café au lait\n".encode("latin-1"))
-    with pytest.raises(TextFileError, match=r"not UTF-8 text \(byte 0xe9 at offset 3\).*iconv -f latin1"):
-        load_text(str(latin1))
-    with pytest.raises(TextFileError, match="no such file"):
-        load_text(str(tmp_path / "missing.txt"))
-    (tmp_path / "empty.txt").write_text("")
-    with pytest.raises(TextFileError, match="is empty"):
-        load_text(str(tmp_path / "empty.txt"))
-    with pytest.raises(TextFileError, match="is a folder"):
-        load_text(str(tmp_path))
-
-
-@pytest.mark.parametrize("name, content, message", [
-    ("latin1.txt", b"caf\xe9", r"^error: .*latin1\.txt is not UTF-8 text \(byte 0xe9 at offset 3\)"),
-    ("missing.txt", None, r"^error: no such file: .*missing\.txt$"),
-    ("short.txt", b"too short", r"^error: .*short\.txt is too short: .*--seq-len \+ 1 = 13"),
-])
-def test_bad_text_files_are_one_line_errors(tmp_path, name, content, message, no_plots):
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(SystemExit) as error:
-        char_rnn.main(["--text", str(path), "--out", str(tmp_path / "out"), *TINY])
-    assert re.search(message, str(error.value.code)) and "\n" not in str(error.value.code), error.value.code
-
-
-# ---- options -------------------------------------------------------------------------------------
-
-
-def test_modes_pick_their_defaults(tiny_text):
-    comparison = char_rnn.parse_args([])
-    assert (comparison.models, comparison.recurrent_scale, comparison.clip) == (
-        ["vanilla", "layernorm"], [1.0, 5.0], [None, 1.0])
-    own = char_rnn.parse_args(["--text", tiny_text])
-    assert (own.models, own.recurrent_scale, own.clip) == (["layernorm"], [1.0], [1.0])
-    assert char_rnn.parse_args(["--text", tiny_text, "--clip", "none", "0.5"]).clip == [None, 0.5]
-    with pytest.raises(SystemExit):
-        char_rnn.parse_args(["--clip", "-1"])
+# ---- the learning rate ---------------------------------------------------------------------------
 
 
 def test_learning_rate_schedules():
-    args = char_rnn.parse_args(["--steps", "100", "--lr", "0.01", "--schedule", "cosine"])
-    assert char_rnn.learning_rate(0, args) == pytest.approx(0.01)
-    assert char_rnn.learning_rate(50, args) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
-    assert char_rnn.learning_rate(100, args) == pytest.approx(0.001)
-    args.schedule = "step"
-    assert [char_rnn.learning_rate(s, args) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+    config = RunConfig(steps=100, lr=0.01, schedule="cosine")
+    assert learning_rate(0, config) == pytest.approx(0.01)
+    assert learning_rate(50, config) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5))
+    assert learning_rate(100, config) == pytest.approx(0.001)
+    step = RunConfig(steps=100, lr=0.01, schedule="step")
+    assert [learning_rate(s, step) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
         [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025])
-    args.schedule = "constant"
-    assert char_rnn.learning_rate(99, args) == 0.01
+    assert learning_rate(99, RunConfig(steps=100, lr=0.01)) == 0.01
 
 
 def test_warm_up_leaves_the_random_state_alone():
     """The throwaway step before the clock starts must not change the run (it draws init and dropout)."""
-    args = char_rnn.parse_args([*TINY, "--dropout", "0.5", "--layers", "2"])
-    char_rnn.apply_init_from(args, None)
     tl.manual_seed(4)
     before = tl.get_rng_state()
-    char_rnn.warm_up(ModelConfig(vocab_size=5, embed=args.embed, hidden=args.hidden, layers=2, dropout=0.5), args)
+    char_rnn_train.warm_up(ModelConfig(vocab_size=5, embed=4, hidden=6, layers=2, dropout=0.5),
+                           RunConfig(seq_len=7, batch=3))
     assert tl.get_rng_state() == before
 
 
-# ---- the two modes end to end ----------------------------------------------------------------------
+# ---- a run ---------------------------------------------------------------------------------------
 
 
-def test_comparison_run_writes_every_file(tmp_path, tiny_text):
-    """The script as `make demo` runs it (two spawned worker processes), on a tiny configuration."""
+def test_a_run_writes_its_folder_and_reports_the_numbers_it_logged(tmp_path, tiny_text, capsys, monkeypatch):
+    monkeypatch.undo()  # draw training.png this time
+    out = tmp_path / "mine"
+    run = char_rnn.main(["--text", tiny_text, "--out", str(out), *TINY, "--layers", "2", "--dropout", "0.1",
+                         "--schedule", "cosine", "--sample-length", "30"])
+    printed = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["best.npz", "checkpoint.npz", "log.jsonl", "model.npz",
+                                                    "run.json", "training.png"]  # and no lock left behind
+    assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    log = rows(out)
+    assert [row["step"] for row in log] == [0, 5, 10, 15, 20] and log == run.record["log"]
+    for row in log:
+        assert set(row) == ROW_KEYS
+        assert row["probe_bpc"] == pytest.approx(row["probe_loss"] / math.log(2))
+        assert row["probe_ppl"] == pytest.approx(math.exp(row["probe_loss"]))
+    assert log[0]["train_loss"] is None and log[0]["grad_norm"] is None  # step 0: no update yet
+    assert all(row["train_bpc"] == pytest.approx(row["train_loss"] / math.log(2)) for row in log[1:])
+    assert log[-1]["lr"] == pytest.approx(learning_rate(19, RunConfig(steps=20, schedule="cosine")))
+
+    # the bar's last number and the report's are the same row's, to the digit
+    last = f"{log[-1]['probe_loss']:.3f}"
+    assert f"probe {last} nats/char" in printed.err.rsplit("\r", 1)[-1]
+    assert re.search(rf"probe loss at step 20 +{last} nats/char", printed.out)
+    full = run.record["full_validation"]
+    assert re.search(rf"full validation +{full['nats']:.3f} nats/char +{full['bpc']:.3f} bits/char +perplexity "
+                     rf"+{full['ppl']:.2f} +\(all 599 validation characters after the first", printed.out)
+    assert "--- sample at step 20" in printed.out and "claim" not in printed.out.lower()
+
+    final = load_model_file(str(out / "model.npz"))
+    assert (final.config.layers, final.config.dropout) == (2, 0.1)
+    info = final.info
+    assert (info["kind"], info["step"], info["updates"], info["folder"]) == ("final", 20, 20, str(out.resolve()))
+    assert info["text"]["sha256"] == run.data.text["sha256"] and info["init_from"] is None
+    assert info["full_validation"] == full
+    best = load_model_file(str(out / "best.npz")).info
+    assert best["probe_loss"] == min(row["probe_loss"] for row in log) == run.record["best"]["probe_loss"]
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["config"]["schedule"] == "cosine" and saved["text"]["path"] == tiny_text
+
+
+def test_the_full_validation_pass_is_the_score_of_the_validation_text(tmp_path, tiny_text, capsys):
     out = tmp_path / "run"
-    command = [sys.executable, str(SCRIPT), "--text", tiny_text, "--out", str(out), *TINY, "--sample", "30",
-               "--jobs", "2", "--models", "vanilla", "layernorm", "--recurrent-scale", "1", "5", "--clip", "none", "1"]
-    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "vanilla_scale5_noclip_seed0" in result.stdout
-    assert "sample from layernorm_scale1_clip1_seed0" in result.stdout
-    assert "no clipping    clip 1" in result.stdout and "Hold with and without clipping:" in result.stdout
-
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"config", "corpus", "wall_seconds", "interrupted", "runs", "claims"}
-    assert metrics["interrupted"] is False
-    assert set(metrics["corpus"]) == {"source", "chars", "vocab", "sha256", "python"}
-    assert metrics["corpus"]["chars"] == 6000 and metrics["corpus"]["source"] == tiny_text
-    assert metrics["config"]["steps"] == 20 and metrics["config"]["clip"] == [None, 1.0]
-    assert {(r["model"], r["scale"], r["clip"]) for r in metrics["runs"]} == {
-        (m, s, c) for m in ("vanilla", "layernorm") for s in (1.0, 5.0) for c in (None, 1.0)}
-    for run in metrics["runs"]:
-        assert run["status"] == "finished"
-        assert [entry["step"] for entry in run["log"]] == [0, 5, 10, 15, 20]
-        for entry in run["log"]:
-            assert set(entry) == LOG_KEYS
-            assert all(isinstance(value, (int, float)) and math.isfinite(value) for value in entry.values())
-        assert run["best"]["val_loss"] == min(entry["val_loss"] for entry in run["log"])
-        for when in ("init", "final"):
-            assert list(run["grad_ratio"][when]) == [str(k) for k in range(1, 33)]
-            assert len(run["tanh_input"][when]["density"]) == 80
-            assert np.array(run["hidden_sample"][when]).shape == (100, 8)
-            assert run["invariance"][when]["factors"] == list(char_rnn_metrics.INVARIANCE_FACTORS)
-    assert list(metrics["claims"]) == ["no clipping", "clip 1"]
-    for claims in metrics["claims"].values():
-        assert [c["id"] for c in claims] == ["val_loss_scale5", "saturation_scale5", "norm_drift_both_scales",
-                                             "grad_ratio_init_scale5", "faster_to_1.8_scale1"]
-        assert all(c["holds"] in (True, False) and c["evidence"] for c in claims)
-    for name in ("training.png", "hidden_states.png", "dynamics.png", "invariance.png", "headline.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for run in metrics["runs"]:  # every model file describes itself
-        name = char_rnn.RunSpec(run["model"], run["scale"], run["clip"], run["seed"]).name
-        final = load_model_file(str(out / "models" / f"{name}.npz"))
-        assert final.config.layer_norm == (run["model"] == "layernorm") and final.config.hidden == 8
-        assert final.vocab.chars == sorted(set(Path(tiny_text).read_text(encoding="utf-8")))
-        assert final.info["step"] == 20 and final.resume is None
-        assert load_model_file(str(out / "models" / f"{name}.best.npz")).info["val_loss"] == run["best"]["val_loss"]
-        assert load_model_file(str(out / "checkpoints" / f"{name}.npz")).resume["record"]["status"] == "finished"
+    run = char_rnn.main(["--text", tiny_text, "--out", str(out), *TINY, "--val-fraction", "0.2"])
+    text = Path(tiny_text).read_text(encoding="utf-8")
+    validation = tmp_path / "validation.txt"
+    validation.write_text(text[int(len(text) * 0.8):], encoding="utf-8")
+    assert run.record["full_validation"]["chars"] == len(validation.read_text()) - 1 == 1199
+    ((_, score),) = sample.main([str(out / "model.npz"), "--score", str(validation)])
+    assert score.nats_per_char == pytest.approx(run.record["full_validation"]["nats"], rel=1e-12)
+    # pieces of any size give the same number
+    model = model_from_file(load_model_file(str(out / "model.npz")))
+    scorer = TextScorer(model)
+    ids = CharVocab(text).encode(validation.read_text())
+    for piece in np.array_split(ids, 7):
+        scorer.feed(piece)
+    assert scorer.result().nats == pytest.approx(score.nats, rel=1e-9)
 
 
-def test_own_text_mode_trains_one_clipped_layernorm_model_and_skips_the_claims(tmp_path, tiny_text, capsys, no_plots):
-    metrics = char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "mine"), *TINY, "--layers", "2",
-                             "--dropout", "0.1", "--schedule", "cosine"])
-    (run,) = metrics["runs"]
-    assert (run["model"], run["scale"], run["clip"]) == ("layernorm", 1.0, 1.0)
-    assert metrics["claims"] is None
+def test_samples_every_n_steps(tmp_path, tiny_text, capsys):
+    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "s"), *TINY, "--sample-every", "10",
+                   "--sample-length", "15"])
     out = capsys.readouterr().out
-    assert "Claims" not in out and "examples/sample.py" in out
-    model = load_model_file(str(tmp_path / "mine" / "models" / "layernorm_scale1_clip1_seed0.npz"))
-    assert (model.config.layers, model.config.dropout) == (2, 0.1)
+    assert "sample at step 10 ---" in out and "--- sample at step 20 (temperature 0.8) ---" in out
 
 
-def test_exploding_gradients_warn_once(tmp_path, tiny_text, capsys, monkeypatch, no_plots):
-    monkeypatch.setattr(char_rnn, "EXPLODING_GRAD_NORM", 0.0)  # every step "explodes"
+def test_exploding_gradients_warn_once(tmp_path, tiny_text, capsys, monkeypatch):
+    monkeypatch.setattr(char_rnn_train, "EXPLODING_GRAD_NORM", 0.0)  # every step "explodes"
     char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "x"), *TINY, "--clip", "none"])
     assert capsys.readouterr().out.count("--clip 1 would cap them") == 1
 
 
-def test_no_fused_trains_through_primitive_ops_with_the_same_losses(tmp_path, tiny_text, monkeypatch, no_plots):
+def test_no_fused_trains_through_primitive_ops_with_the_same_losses(tmp_path, tiny_text):
     flags = ["--text", tiny_text, *TINY, "--steps", "4", "--log-every", "1"]
     fused = char_rnn.main([*flags, "--out", str(tmp_path / "fused")])
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("--no-fused must not call a fused recurrence")
-
-    from tinygrad_ln.backend import fused_ops
-
-    monkeypatch.setattr(fused_ops.LayerNormRNNRecurrence, "apply", refuse)
     primitive = char_rnn.main([*flags, "--out", str(tmp_path / "primitive"), "--no-fused"])
-    assert tl.is_fused_enabled()  # the switch was per run, and is back
-    for key in ("train_loss", "val_loss", "grad_norm"):
-        np.testing.assert_allclose([e[key] for e in primitive["runs"][0]["log"]],
-                                   [e[key] for e in fused["runs"][0]["log"]], rtol=1e-4, err_msg=key)
+    assert primitive.config.fused is False and fused.config.fused is True
+    for key in ("train_loss", "probe_loss", "grad_norm"):
+        np.testing.assert_allclose([r[key] for r in primitive.record["log"][1:]],
+                                   [r[key] for r in fused.record["log"][1:]], rtol=1e-4, err_msg=key)
 
 
-# ---- never lose a run ----------------------------------------------------------------------------
+# ---- stopping, continuing, extending --------------------------------------------------------------
 
 
-def test_ctrl_c_saves_and_resume_reaches_the_same_weights(tmp_path, tiny_text, monkeypatch, capsys, no_plots):
-    """A real SIGINT in this process; the pictures after one are checked by test_ctrl_c_in_a_real_process."""
-    flags = ["--text", tiny_text, *TINY, "--models", "vanilla", "layernorm", "--checkpoint-every", "0"]
-    uninterrupted = char_rnn.main([*flags, "--out", str(tmp_path / "a")])
+def ctrl_c_during_update(monkeypatch, step: int) -> None:
+    """A real SIGINT, delivered to this process while update ``step`` runs."""
+    real = char_rnn_train.learning_rate
 
-    real_learning_rate = char_rnn.learning_rate
-
-    def ctrl_c_at_step_7(step, args):  # a real SIGINT, delivered to this process during update 8
-        if step == 7:
+    def learning_rate_and_ctrl_c(s, config):
+        if s == step:
             os.kill(os.getpid(), signal.SIGINT)
-        return real_learning_rate(step, args)
+        return real(s, config)
 
-    monkeypatch.setattr(char_rnn, "learning_rate", ctrl_c_at_step_7)
+    monkeypatch.setattr(char_rnn_train, "learning_rate", learning_rate_and_ctrl_c)
+
+
+def test_ctrl_c_saves_and_resume_from_the_folder_reaches_the_same_weights(tmp_path, tiny_text, capsys, monkeypatch):
+    flags = [*TINY, "--checkpoint-every", "0", "--schedule", "step"]
+    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "a"), *flags])
+    capsys.readouterr()
+
+    ctrl_c_during_update(monkeypatch, 7)
     with pytest.raises(SystemExit) as stopped:
-        char_rnn.main([*flags, "--out", str(tmp_path / "b")])
-    monkeypatch.setattr(char_rnn, "learning_rate", real_learning_rate)
+        char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "b"), *flags])
+    monkeypatch.undo()
     assert stopped.value.code == 130
     out = capsys.readouterr().out
-    assert f"{shlex.join([*flags, '--out', str(tmp_path / 'b'), '--resume'])}" in out  # the command that resumes
-    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
-    assert metrics["interrupted"] is True
-    assert [(r["status"], [e["step"] for e in r["log"]]) for r in metrics["runs"]] == [
-        ("interrupted", [0, 5]), ("not started", [])]
-    checkpoint = load_model_file(str(tmp_path / "b" / "checkpoints" / "vanilla_scale1_clip1_seed0.npz"))
-    assert checkpoint.resume["step"] == 8 and checkpoint.info["kind"] == "resume"
-    assert checkpoint.vocab.chars and checkpoint.config.hidden == 8  # a resume checkpoint is a model file too
+    checkpoint = tmp_path / "b" / "checkpoint.npz"
+    # the step named is the saved one (8: update 8 was finished), not the last logged (5)
+    assert f"Interrupted: saved {checkpoint} at step 8 of 20." in out
+    assert out.rstrip().endswith(shlex.join([*char_rnn_train.command_prefix(str(SCRIPT)), "--out", str(tmp_path / "b"),
+                                             "--resume"]))
+    assert [row["step"] for row in rows(tmp_path / "b")] == [0, 5]
+    state = load_model_file(str(checkpoint))
+    assert state.resume["step"] == 8 and state.info["kind"] == "checkpoint" and state.info["updates"] == 8
 
-    resumed = char_rnn.main([*flags, "--out", str(tmp_path / "b"), "--resume"])
-    for name in ("vanilla_scale1_clip1_seed0", "layernorm_scale1_clip1_seed0"):
-        a = load_model_file(str(tmp_path / "a" / "models" / f"{name}.npz")).weights
-        b = load_model_file(str(tmp_path / "b" / "models" / f"{name}.npz")).weights
-        assert list(a) == list(b)
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
-    for run_a, run_b in zip(uninterrupted["runs"], resumed["runs"]):
-        assert without_seconds(run_a["log"]) == without_seconds(run_b["log"])
-        assert run_a["grad_ratio"] == run_b["grad_ratio"] and run_a["best"] == run_b["best"]
+    resumed = char_rnn.main(["--out", str(tmp_path / "b"), "--resume"])  # no other flag: the folder knows
+    assert_same_weights(tmp_path / "a" / "model.npz", tmp_path / "b" / "model.npz")
+    assert without_seconds(rows(tmp_path / "a")) == without_seconds(rows(tmp_path / "b"))
+    assert resumed.step == 20 and resumed.record["status"] == "finished"
+    assert_same_weights(tmp_path / "a" / "best.npz", tmp_path / "b" / "best.npz")
 
 
-def test_resume_errors_name_the_problem(tmp_path, tiny_text, no_plots):
-    flags = ["--text", tiny_text, *TINY, "--steps", "5"]
-    with pytest.raises(SystemExit, match=r"typo holds no run to resume"):
-        char_rnn.main([*flags, "--out", str(tmp_path / "typo"), "--resume"])
-    char_rnn.main([*flags, "--out", str(tmp_path / "run")])
+def test_a_second_ctrl_c_stops_at_once_with_one_line_naming_the_saved_step(tmp_path, tiny_text, capsys, monkeypatch):
+    ctrl_c_during_update(monkeypatch, 7)
+    real_save = char_rnn_train.Run.save_checkpoint
+
+    def second_ctrl_c_while_saving(run):
+        if run.step == 8:  # the save the first Ctrl-C asked for
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(run)
+
+    monkeypatch.setattr(char_rnn_train.Run, "save_checkpoint", second_ctrl_c_while_saving)
+    with pytest.raises(SystemExit) as stopped:
+        char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "r"), *TINY, "--checkpoint-every", "5"])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    checkpoint = tmp_path / "r" / "checkpoint.npz"
+    assert err.strip().splitlines()[-1] == f"second Ctrl-C: stopped at once; {checkpoint} holds step 5 (3 updates " \
+                                           "before it stopped)"
+    assert "Traceback" not in err and not (tmp_path / "r" / ".lock").exists()
+    assert load_model_file(str(tmp_path / "r" / "checkpoint.npz")).resume["step"] == 5
+
+
+def test_extending_a_finished_run_equals_training_longer(tmp_path, tiny_text, capsys):
+    """--resume --steps N keeps Adam's state, the batches and the step count: 20 then 30 is 30 at once."""
+    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "long"), *TINY, "--steps", "30"])
+    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "short"), *TINY])
+    finished = char_rnn.main(["--out", str(tmp_path / "short"), "--resume"])
+    assert not finished.trained and "finished at step 20 of 20: nothing to do" in capsys.readouterr().out
+    extended = char_rnn.main(["--out", str(tmp_path / "short"), "--resume", "--steps", "30"])
+    assert_same_weights(tmp_path / "long" / "model.npz", tmp_path / "short" / "model.npz")
+    assert without_seconds(rows(tmp_path / "long")) == without_seconds(rows(tmp_path / "short"))
+    assert extended.step == 30 and load_model_file(str(tmp_path / "short" / "model.npz")).info["updates"] == 30
+    assert json.loads((tmp_path / "short" / "run.json").read_text())["config"]["steps"] == 30
+    # and a resume step past --steps ends the run where it is
+    shorter = char_rnn.main(["--out", str(tmp_path / "short"), "--resume", "--steps", "25"])
+    assert shorter.step == 30 and not shorter.trained
+
+
+def test_an_extended_schedule_continues_from_its_last_rate(tmp_path, tiny_text):
+    """A cosine run that ended at lr/10 continues at lr/10; the rate never jumps back up."""
+    char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "c"), *TINY, "--schedule", "cosine",
+                   "--log-every", "1"])
+    char_rnn.main(["--out", str(tmp_path / "c"), "--resume", "--steps", "40", "--log-every", "1"])
+    rates = [row["lr"] for row in rows(tmp_path / "c")[1:]]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    ended = learning_rate(19, RunConfig(steps=20, lr=2e-3, schedule="cosine"))
+    assert rates[19] == pytest.approx(ended) and rates[20:30] == pytest.approx([ended] * 10)
+    assert rates[-1] == pytest.approx(learning_rate(39, RunConfig(steps=40, lr=2e-3, schedule="cosine")))  # below
+    optimizer = load_model_file(str(tmp_path / "c" / "checkpoint.npz")).resume["optimizer"]
+    assert {entry["step"] for entry in optimizer["state"].values()} == {40}  # Adam's own count went on
+
+
+def test_resume_compares_only_the_flags_passed_and_finds_the_text_by_its_sha256(tmp_path, tiny_text, monkeypatch):
+    out = tmp_path / "run"
+    char_rnn.main(["--text", tiny_text, "--out", str(out), *TINY, "--lr", "0.003", "--steps", "10"])
+    char_rnn.main(["--out", str(out), "--resume", "--lr", "0.003", "--hidden", "8", "--steps", "12"])  # same: fine
     with pytest.raises(SystemExit) as error:
-        char_rnn.main([*flags, "--out", str(tmp_path / "run"), "--resume", "--lr", "0.01", "--hidden", "16"])
+        char_rnn.main(["--out", str(out), "--resume", "--lr", "0.01", "--hidden", "16"])
     message = str(error.value.code)
-    assert "--hidden 8 there, 16 now; --lr 0.002 there, 0.01 now" in message and "\n" not in message
-    assert "its command was: python examples/char_rnn.py --text" in message
+    assert message == (f"error: --resume: a run keeps the settings it started with (--hidden 16 given, the run has 8; "
+                       f"--lr 0.01 given, the run has 0.003); drop them, or start a new run from its weights with "
+                       f"--init-from {out / 'model.npz'}")
+    # the same text by another path (relative, a copy) is the same text; another text is not
+    monkeypatch.chdir(Path(tiny_text).parent)
+    char_rnn.main(["--out", str(out), "--resume", "--text", "tiny.txt", "--steps", "14"])
+    copy = tmp_path / "copy.txt"
+    copy.write_text(Path(tiny_text).read_text(encoding="utf-8"), encoding="utf-8")
+    char_rnn.main(["--out", str(out), "--resume", "--text", str(copy), "--steps", "16"])
+    copy.write_text(Path(tiny_text).read_text(encoding="utf-8") + "!", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"--text .*copy\.txt is not the run's text \(.*\.txt, 6,000 characters, "
+                                         r"sha256 [0-9a-f]{16}\.\.\.\): its sha256 is [0-9a-f]{16}"):
+        char_rnn.main(["--out", str(out), "--resume", "--text", str(copy)])
+    # the run remembers the path it was last given; that file gone, it says which text to give
+    copy.unlink()
+    moved = tmp_path / "moved"
+    os.rename(out, moved)
+    with pytest.raises(SystemExit, match=r"no such file: .*copy\.txt; pass --text FILE with the run's text "
+                                         r"\(.*copy\.txt, 6,000 characters, sha256 [0-9a-f]{16}\.\.\.\)$"):
+        char_rnn.main(["--out", str(moved), "--resume", "--steps", "18"])
+    assert char_rnn.main(["--out", str(moved), "--resume", "--steps", "18", "--text", tiny_text]).step == 18
 
 
-def test_init_from_starts_from_trained_weights_and_records_where_they_came_from(tmp_path, tiny_text, no_plots):
-    flags = ["--text", tiny_text, *TINY]
-    first = char_rnn.main([*flags, "--out", str(tmp_path / "first")])
-    source = str(tmp_path / "first" / "models" / "layernorm_scale1_clip1_seed0.npz")
+def test_resume_errors_name_the_problem(tmp_path, tiny_text):
+    with pytest.raises(SystemExit, match=r"typo holds no run to resume \(no such folder\)"):
+        char_rnn.main(["--out", str(tmp_path / "typo"), "--resume"])
+    assert not (tmp_path / "typo").exists()  # a typo creates nothing
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"empty holds no run to resume"):
+        char_rnn.main(["--out", str(tmp_path / "empty"), "--resume"])
+
+
+def test_init_from_starts_a_new_run_and_records_where_its_weights_came_from(tmp_path, tiny_text, capsys):
+    first = char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "first"), *TINY])
+    source = tmp_path / "first" / "model.npz"
     with pytest.raises(SystemExit, match=r"drop --hidden 16 \(the file has 8\)"):
-        char_rnn.main([*flags, "--out", str(tmp_path / "bad"), "--init-from", source, "--hidden", "16"])
+        char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "bad"), *TINY, "--init-from", str(source),
+                       "--hidden", "16"])
     other = tmp_path / "other.txt"
-    other.write_text("zebra £ ☃", encoding="utf-8")
-    with pytest.raises(SystemExit, match=r"2 character\(s\) outside the --init-from model's vocabulary"):
-        char_rnn.main([*flags, "--text", str(other), "--out", str(tmp_path / "bad"), "--init-from", source])
+    other.write_text("zebra £ ☃" * 100, encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"2 character\(s\) outside the --init-from model's vocabulary of 62: "
+                                         r"'£' \(U\+00A3\), '☃' \(U\+2603\)"):
+        char_rnn.main(["--text", str(other), "--out", str(tmp_path / "bad2"), *TINY, "--init-from", str(source)])
+    assert not (tmp_path / "bad2").exists()  # a run that could not start leaves no folder behind
 
-    tuned = char_rnn.main([*flags, "--steps", "3", "--out", str(tmp_path / "tuned"), "--init-from", source])
-    (run,) = tuned["runs"]
-    assert run["init_from"]["path"] == source and run["init_from"]["info"]["step"] == 20
-    # step 0 of the new run probes the loaded weights: the source run's final validation loss
-    assert run["log"][0]["val_loss"] == pytest.approx(first["runs"][0]["log"][-1]["val_loss"], rel=1e-6)
-    assert load_model_file(str(tmp_path / "tuned" / "models" / "layernorm_scale1_clip1_seed0.npz")).config.hidden == 8
+    tuned = char_rnn.main(["--text", tiny_text, "--out", str(tmp_path / "tuned"), *TINY, "--steps", "3",
+                           "--init-from", str(source)])
+    assert tuned.record["init_from"] == {"path": str(source), "updates": 20, "run": "first"}
+    # step 0 of the new run probes the loaded weights: the first run's final probe loss
+    assert tuned.record["log"][0]["probe_loss"] == pytest.approx(first.record["log"][-1]["probe_loss"], rel=1e-6)
+    info = load_model_file(str(tmp_path / "tuned" / "model.npz")).info
+    assert (info["step"], info["updates"], info["init_from"]["path"]) == (3, 23, str(source))
+    described = sample.describe("tuned/model.npz", info)
+    assert described.startswith(f"tuned/model.npz: final weights of run 'tuned' after 3 updates (23 in all; it "
+                                f"started from {source})")
+
+
+# ---- never lose or clobber a run -----------------------------------------------------------------
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
-def test_ctrl_c_in_a_real_process(tmp_path, tiny_text):
-    """A real SIGINT to `python examples/char_rnn.py` with two worker processes, as `make demo` runs."""
-    out = tmp_path / "run"
-    arguments = ["--text", tiny_text, "--out", str(out), *TINY, "--steps", "100000", "--checkpoint-every", "5",
-                 "--jobs", "2", "--models", "vanilla", "layernorm"]
+def test_ctrl_c_in_a_real_process_and_the_printed_command_continues(tmp_path, tiny_text):
+    """A real SIGINT to `python examples/char_rnn.py`; the printed command, pasted in the folder it ran from,
+    continues the run (here to a few more steps)."""
+    arguments = ["--text", tiny_text, "--out", "run", *TINY, "--steps", "100000", "--checkpoint-every", "5"]
     process = subprocess.Popen([sys.executable, str(SCRIPT), *arguments], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=ENV)
+                               stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 60
-        while len(list((out / "checkpoints").glob("*.npz"))) < 2:  # both runs are training
+        while not (tmp_path / "run" / "checkpoint.npz").exists():
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.1)
+            time.sleep(0.05)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, stderr[-2000:]
-    assert "Traceback" not in stderr and "Ctrl-C: finishing the current step" in stderr
-    resume = stdout.split("To continue:\n", 1)[1].strip()
-    assert shlex.split(resume)[1:] == [str(SCRIPT.relative_to(Path.cwd()) if SCRIPT.is_relative_to(Path.cwd())
-                                           else SCRIPT), *arguments, "--resume"]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["interrupted"] and {r["status"] for r in metrics["runs"]} == {"interrupted"}
-    for run in metrics["runs"]:
-        name = char_rnn.RunSpec(run["model"], run["scale"], run["clip"], run["seed"]).name
-        state = load_model_file(str(out / "checkpoints" / f"{name}.npz")).resume
-        assert state["step"] >= 5 and state["record"]["log"] == run["log"]
-    assert (out / "training.png").exists() and (out / "hidden_states.png").exists()
+    assert "Traceback" not in stderr and "Ctrl-C: finishing the current update" in stderr
+    saved = load_model_file(str(tmp_path / "run" / "checkpoint.npz")).resume["step"]
+    assert f"Interrupted: saved {os.path.join('run', 'checkpoint.npz')} at step {saved} of 100000." in stdout
+    command = shlex.split(stdout.split("To continue:\n", 1)[1].strip())
+    assert command[2:] == ["--out", "run", "--resume"]
+    again = subprocess.run([*command, "--steps", str(saved + 3)], capture_output=True, text=True, env=ENV,
+                           cwd=tmp_path, timeout=60)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert load_model_file(str(tmp_path / "run" / "model.npz")).info["step"] == saved + 3
+
+
+def test_help_is_exact():
+    """Every option has help, and every default it names is the one the program uses (issue 22: "embedding
+    size (64) (default: None)")."""
+    text = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, env=ENV,
+                          timeout=60).stdout
+    assert "None" not in text
+    parser_defaults = {"--embed": RunConfig().embed, "--hidden": RunConfig().hidden, "--steps": RunConfig().steps,
+                       "--lr": RunConfig().lr, "--clip": RunConfig().clip, "--val-fraction": RunConfig().val_fraction,
+                       "--log-every": 25, "--checkpoint-every": 250, "--seed": 0, "--schedule": "constant",
+                       "--model": "layernorm", "--seq-len": 64, "--batch": 32, "--layers": 1}
+    options = re.split(r"\n  (?=--)", text)
+    for option, default in parser_defaults.items():
+        block = next(b for b in options if b.startswith(option + " ") or b.startswith(option + "\n"))
+        assert f"(default: {default})" in " ".join(block.split()), block
+    for block in options[1:]:
+        assert len(block.split()) > 2, f"an option without help: {block}"

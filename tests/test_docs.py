@@ -450,7 +450,7 @@ PUBLIC_MODULES = [
     "tinygrad_ln.checks", "tinygrad_ln.backend", "tinygrad_ln.backend.fused_ops", "tinygrad_ln.backend.seam",
     "tinygrad_ln.backend.threads", "tinygrad_ln.backend.buffers", "tinygrad_ln.nn.arguments",
     "tinygrad_ln.gradcheck", "tinygrad_ln.random", "tinygrad_ln.serialize", "tinygrad_ln.optim",
-    "tinygrad_ln.viz", "tinygrad_ln.data", "tinygrad_ln.nn.module", "tinygrad_ln.nn.linear",
+    "tinygrad_ln.viz", "tinygrad_ln.nn.module", "tinygrad_ln.nn.linear",
     "tinygrad_ln.nn.normalization", "tinygrad_ln.nn.dropout", "tinygrad_ln.nn.embedding", "tinygrad_ln.nn.rnn",
     "tinygrad_ln.nn.functional", "tinygrad_ln.nn.loss", "tinygrad_ln.nn.init", "tinygrad_ln.nn.utils",
 ]

@@ -1,4 +1,4 @@
-"""Character-level text data: load a corpus, encode it, split it, and cut training batches from it.
+"""The char-RNN example's text data: load a corpus, encode it, split it, and cut training batches from it.
 
     text, source = load_text()                      # CPython's own docs unless a path is given
     vocab = CharVocab(text)
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from typing import Any
 
 import numpy as np
+from char_rnn_files import expect_dict, expect_generator_state, safe_text
 
 PYDOC_SOURCE = "pydoc_data.topics.topics (values in sorted key order, joined with newlines)"
 
@@ -38,28 +41,35 @@ class TextFileError(ValueError):
 def load_text(path: str | None = None) -> tuple[str, str]:
     """``(text, source)``: the UTF-8 file at ``path``, or ``pydoc_topics_text()`` when ``path`` is None.
 
-    A file that is missing, unreadable, not valid UTF-8 or empty raises ``TextFileError`` with a
-    one-line message naming the file (for a bad byte: its value, its offset, and how to convert).
+    Line ends are read as Python's text mode reads them (\\r\\n and \\r become \\n). A file that
+    is missing, not a regular file (a folder, a device such as /dev/zero), unreadable, not valid
+    UTF-8 or empty raises ``TextFileError`` with a one-line message naming the file (for a bad
+    byte: its value, its offset in the file, and how to convert).
     """
     if path is None:
         return pydoc_topics_text(), PYDOC_SOURCE
+    shown = safe_text(str(path), one_line=True)
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            what = "a folder" if os.path.isdir(path) else "a device or a pipe, not a regular file"
+            raise TextFileError(f"{shown} is {what}, not a text file")
+        with open(path, "rb") as file:
+            content = file.read()
     except FileNotFoundError:
-        raise TextFileError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise TextFileError(f"{path} is a folder, not a text file") from None
+        raise TextFileError(f"no such file: {shown}") from None
     except PermissionError:
-        raise TextFileError(f"no permission to read {path}") from None
+        raise TextFileError(f"no permission to read {shown}") from None
+    except OSError as error:
+        raise TextFileError(f"cannot read {shown}: {error.strerror}") from None
+    try:
+        text = content.decode("utf-8")
     except UnicodeDecodeError as error:
-        bad = error.object[error.start : error.start + 1].hex()
         raise TextFileError(
-            f"{path} is not UTF-8 text (byte 0x{bad} at offset {error.start:,}); convert it first, for a "
-            f"Latin-1 file: iconv -f latin1 -t utf-8 {path} > converted.txt") from None
+            f"{shown} is not UTF-8 text (byte 0x{content[error.start]:02x} at offset {error.start:,}); convert it "
+            f"first, for a Latin-1 file: iconv -f latin1 -t utf-8 {shown} > converted.txt") from None
     if not text:
-        raise TextFileError(f"{path} is empty")
-    return text, str(path)
+        raise TextFileError(f"{shown} is empty")
+    return text.replace("\r\n", "\n").replace("\r", "\n"), str(path)
 
 
 def text_sha256(text: str) -> str:
@@ -141,9 +151,13 @@ class RandomWindows:
         """The generator's state as JSON text (small, and storable by ``tl.save``)."""
         return {"generator": json.dumps(self._generator.bit_generator.state)}
 
-    def load_state_dict(self, state: dict[str, str]) -> None:
-        """Restore the generator from ``state_dict()``: the following batches repeat exactly."""
-        self._generator.bit_generator.state = json.loads(str(state["generator"]))
+    def load_state_dict(self, state: Any) -> None:
+        """Restore the generator from ``state_dict()``: the following batches repeat exactly.
+
+        The state may come from a file: anything but a PCG64 state is a ValueError naming the field.
+        """
+        text = expect_generator_state(expect_dict(state, "sampler", ("generator",))["generator"], "sampler.generator")
+        self._generator.bit_generator.state = json.loads(text)
 
 
 def evenly_spaced_windows(data: np.ndarray, length: int, count: int) -> tuple[np.ndarray, np.ndarray]:

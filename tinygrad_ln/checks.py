@@ -181,17 +181,30 @@ def owned_gradients(leaf_grads: dict, seeds: list[np.ndarray]) -> set:
     """Seam: the leaves among ``leaf_grads`` whose gradient array a leaf may keep as its ``.grad``.
 
     An array made by a backward for one leaf alone can be kept without a copy (PyTorch does the
-    same); later gradients are then added into it in place. Not so for an array that is also
-    another leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed
-    through, a view of other memory, or a read-only array.
+    same); later gradients are then added into it in place. So can a reshape of one (a fused op
+    computes on rows and returns ``dx.reshape(x.shape)``). Not so for memory that is also another
+    leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed through, part
+    of a larger array, or read-only.
     """
+    memories = [_whole_memory(array) for array in leaf_grads.values()]
     counts: dict[int, int] = {}
-    for array in leaf_grads.values():
-        counts[id(array)] = counts.get(id(array), 0) + 1
-    seed_ids = {id(seed) for seed in seeds}
-    return {leaf for leaf, array in leaf_grads.items()
-            if counts[id(array)] == 1 and id(array) not in seed_ids and array.base is None
-            and array.flags.writeable}
+    for memory in memories:
+        counts[id(memory)] = counts.get(id(memory), 0) + 1
+    seed_memories = {id(_memory_root(seed)) for seed in seeds}
+    return {leaf for leaf, memory in zip(leaf_grads, memories)
+            if memory is not None and counts[id(memory)] == 1 and id(memory) not in seed_memories}
+
+
+def _whole_memory(array: np.ndarray) -> np.ndarray | None:
+    """The writable array whose memory ``array`` is, all of it, in C order: ``array`` itself or the
+    array it reshapes; None for a read-only array or a view of part of some memory."""
+    base = array.base
+    if base is None:
+        return array if array.flags.writeable else None
+    if (type(base) is np.ndarray and base.base is None and base.nbytes == array.nbytes and base.flags.writeable
+            and base.flags.c_contiguous and array.flags.c_contiguous and array.flags.writeable):
+        return base
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""The shortcuts the speed work takes keep every behaviour: gradients a leaf keeps without a copy,
+and whatever else bench/ showed was worth a shortcut. Each test asserts the result, not the speed
+(speed is measured in bench/, never in tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_ln as tl
+from tinygrad_ln import Tensor, checks, nn
+
+
+def test_a_leaf_keeps_a_reshape_of_a_fresh_gradient_without_a_copy():
+    """A fused op returns ``dx.reshape(x.shape)``: the leaf may keep it (a copy of 8 MB per LayerNorm
+    backward otherwise), and later gradients still add into it correctly."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((3, 4, 5), dtype=np.float32), requires_grad=True)
+    fresh = np.arange(60, dtype=np.float32)
+    assert checks.owned_gradients({x: fresh.reshape(3, 4, 5)}, [np.ones(1)]) == {x}
+    layer = nn.LayerNorm(5)
+    g = rng.standard_normal((3, 4, 5), dtype=np.float32)
+    layer(x).backward(Tensor(g))
+    first = x.grad.data.copy()
+    layer(x).backward(Tensor(g))
+    np.testing.assert_allclose(x.grad.data, 2 * first, rtol=1e-6)
+
+
+def test_gradients_sharing_memory_through_reshapes_are_copied():
+    """Two leaves handed the same memory (one through a reshape) must not share a .grad: adding into
+    one would change the other."""
+    a = Tensor(np.ones(4, np.float32), requires_grad=True)
+    b = Tensor(np.ones((2, 2), np.float32), requires_grad=True)
+    (a.reshape(2, 2) + b).backward(Tensor(np.full((2, 2), 3.0, np.float32)))
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1
+    np.testing.assert_array_equal(b.grad.data, np.full((2, 2), 3.0))
+
+
+def test_a_seed_passed_through_a_reshape_is_copied():
+    seed = np.full((2, 2), 2.0, np.float32)
+    x = Tensor(np.ones(4, np.float32), requires_grad=True)
+    x.reshape(2, 2).backward(seed)
+    assert not np.shares_memory(x.grad.data, seed)
+    x.reshape(2, 2).backward(seed)
+    np.testing.assert_array_equal(seed, np.full((2, 2), 2.0))
+    np.testing.assert_array_equal(x.grad.data, np.full(4, 4.0))
+
+
+@pytest.mark.parametrize("view", ["slice", "read_only", "transposed"])
+def test_views_of_part_of_an_array_or_read_only_are_not_kept(view):
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    base = np.zeros((4, 3), np.float32)
+    if view == "slice":
+        grad = base[:2]
+    elif view == "read_only":
+        grad = np.zeros((2, 3), np.float32)
+        grad.flags.writeable = False
+    else:
+        grad = np.zeros((3, 2), np.float32).T
+    assert checks.owned_gradients({x: grad}, []) == set()
+
+
+def test_fused_and_primitive_training_agree_after_the_speed_work():
+    """One LN-RNN char model trained three steps fused and primitive: the same losses."""
+    losses = {}
+    for fused in (True, False):
+        tl.manual_seed(0)
+        model = nn.RNN(8, 16, layer_norm=True)
+        head = nn.Linear(16, 5)
+        optimizer = tl.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-2)
+        rng = np.random.default_rng(1)
+        x = Tensor(rng.standard_normal((6, 3, 8), dtype=np.float32))
+        target = rng.integers(0, 5, size=18)
+        found = []
+        with tl.fused(fused):
+            for _ in range(3):
+                logits = head(model(x)[0]).reshape(-1, 5)
+                loss = nn.functional.cross_entropy(logits, target)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                found.append(loss.item())
+        losses[fused] = found
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)

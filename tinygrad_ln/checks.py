@@ -186,13 +186,19 @@ def owned_gradients(leaf_grads: dict, seeds: list[np.ndarray]) -> set:
     leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed through, part
     of a larger array, or read-only.
     """
-    memories = [_whole_memory(array) for array in leaf_grads.values()]
-    counts: dict[int, int] = {}
-    for memory in memories:
-        counts[id(memory)] = counts.get(id(memory), 0) + 1
-    seed_memories = {id(_memory_root(seed)) for seed in seeds}
-    return {leaf for leaf, memory in zip(leaf_grads, memories)
-            if memory is not None and counts[id(memory)] == 1 and id(memory) not in seed_memories}
+    owned: set = set()
+    holder: dict[int, Any] = {id(_memory_root(seed)): None for seed in seeds}  # memory -> the one leaf given it
+    for leaf, array in leaf_grads.items():
+        memory = array if array.base is None and array.flags.writeable else _whole_memory(array)
+        if memory is None:
+            continue
+        key = id(memory)
+        if key in holder:  # a seed, or given to another leaf too: nobody keeps it
+            owned.discard(holder[key])
+        else:
+            holder[key] = leaf
+            owned.add(leaf)
+    return owned
 
 
 def _whole_memory(array: np.ndarray) -> np.ndarray | None:

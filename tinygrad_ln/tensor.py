@@ -67,23 +67,23 @@ class Tensor(TensorMethods):
         """
         seed = autograd.initial_gradient(self, gradient, "backward")  # dL/dL = 1 for a loss
         if self.grad_fn is None:  # a leaf: its gradient is the seed itself
-            self._accumulate_grad(seed)
-            return
-        leaf_grads = autograd.run_backward([self], [seed], keep_retained_grad)
+            leaf_grads = {self: seed}
+        else:
+            leaf_grads = autograd.run_backward([self], [seed], keep_retained_grad)
         owned = checks.owned_gradients(leaf_grads, [seed])  # arrays a leaf may keep without a copy
-        for leaf, grad in leaf_grads.items():
-            leaf._accumulate_grad(grad, owned=leaf in owned)
+        with checks.gradient_lock, np.errstate(all="ignore"):  # (lock: concurrent passes must add every gradient)
+            for leaf, grad in leaf_grads.items():
+                leaf._accumulate_grad(grad, owned=leaf in owned)
 
     def _accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
         """Add ``grad`` into ``.grad``: the first gradient becomes ``.grad`` (copied, unless the engine
         made it for this tensor alone: ``owned``), later ones are added into it in place."""
-        with checks.gradient_lock, np.errstate(all="ignore"):  # (lock: concurrent passes must add every gradient)
-            if self.grad is None:
-                keep = owned and grad.dtype == self.data.dtype
-                self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
-            else:
-                self.grad.data += grad
-                checks.bump_version(self.grad)
+        if self.grad is None:
+            keep = owned and grad.dtype == self.data.dtype
+            self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
+        else:
+            self.grad.data += grad
+            checks.bump_version(self.grad)
 
     def detach(self) -> Tensor:
         """A tensor sharing this data (and its version counter) but cut from the graph."""

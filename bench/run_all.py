@@ -86,6 +86,8 @@ def table_row(record: dict[str, Any]) -> list[str]:
     elif "fraction_of_bandwidth" in record:
         reference = f"machine {_measurement(record, 'machine')}"
         ratio = f"{record['fraction_of_bandwidth']:.0%} of bandwidth"
+    if ours is None and "summary" in record:  # a breakdown: its one-line summary
+        ours = record["summary"]
     if ours is None:  # e.g. memory_bandwidth: show its numbers as they are
         ours = ", ".join(f"{key.removesuffix('_GBps')} {_number(value)} GB/s"
                          for key, value in record.items() if key.endswith("_GBps"))

@@ -86,12 +86,20 @@ def scatter_add_rows(grad, index, out):
 
 # --------------------------------------------------------------------------------------------
 # Layer normalization over the rows of a 2-d array (R, D): the fused LayerNorm op.
-# Row statistics are summed in float64 and the variance is taken around the mean (two passes),
-# so float32 rows such as 1000 + 100 * noise keep their precision (E[x^2] - E[x]^2 would not).
-# x - mean is also taken in float64: with the mean rounded to float32, rows around 1e4 with
-# spread 1 would lose 4 digits. (A hi + lo split of the mean in float32 would be faster, but
-# fast-math may legally fold (x - hi) - lo back into x - (hi + lo): measured, it does.)
+#
+# A row's mean and variance are summed in float64, the variance around the mean (two passes over
+# a row that is then in the cache): squares of float32 values near 1e30 overflow float32, and
+# E[x^2] - E[x]^2 would lose the digits of a row such as 1e4 + noise.
+# The work per element is done in the data's own precision, float32 for float32 data (twice as
+# many SIMD lanes as float64), when that loses nothing: when |mean| is within a few standard
+# deviations (DATA_PRECISION_SPREAD), rounding the mean to float32 moves x - mean by at most a
+# few float32 roundings of one standard deviation. Any other row (1e4 + noise, or a row at
+# float32's limits) has x - mean taken in float64 and rounded once. The result is at least as
+# accurate as PyTorch's against a float64 reference (tests/test_layer_norm_accuracy.py).
 # --------------------------------------------------------------------------------------------
+
+
+DATA_PRECISION_SPREAD = 4.0  # rows with |mean| <= this many standard deviations are worked in float32
 
 
 @jit
@@ -116,8 +124,22 @@ def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
         inv = 1.0 / np.sqrt(var_eps) if var_eps > 0.0 else (np.inf if var_eps == 0.0 else np.nan)
         mean[r] = mu
         rstd[r] = inv
-        for c in range(cols):
-            out[r, c] = (x[r, c] - mu) * inv * weight[c] + bias[c]
+        if abs(mu) * inv <= DATA_PRECISION_SPREAD and 1e-30 < inv < 1e30:  # (False for NaN)
+            mu_data, inv_data = x.dtype.type(mu), x.dtype.type(inv)
+            for c in range(cols):
+                out[r, c] = (x[r, c] - mu_data) * inv_data * weight[c] + bias[c]
+        else:
+            for c in range(cols):
+                out[r, c] = (x[r, c] - mu) * inv * weight[c] + bias[c]
+
+
+def reference_layer_norm_forward(x, weight, bias, eps):
+    """layer_norm_forward in numpy, in float64: (out, mean, rstd)."""
+    wide = x.astype(np.float64)
+    mean = wide.mean(axis=1)
+    rstd = 1 / np.sqrt(((wide - mean[:, None]) ** 2).mean(axis=1) + eps)
+    out = (wide - mean[:, None]) * rstd[:, None] * weight + bias
+    return out.astype(x.dtype), mean, rstd
 
 
 @jit
@@ -125,26 +147,56 @@ def layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias):
     """Gradients of layer_norm_forward for g = dL/dy, with xhat = (x - mean) * rstd:
 
     dx[r] = rstd[r] * (g*w - mean(g*w) - xhat * mean(g*w * xhat)),
-    dweight += sum over rows of g * xhat, dbias += sum over rows of g.
+    dweight += sum over rows of g * xhat, dbias += sum over rows of g. The row means are summed in
+    float64; the column sums are taken in the data's precision over blocks of 64 rows, then added
+    into dweight and dbias (float64 for float32 data: seam.py), so a sum over thousands of rows
+    keeps its digits.
     """
     rows, cols = x.shape
-    for r in range(rows):
-        mu = mean[r]
-        inv = rstd[r]
-        sum_gw = np.float64(0.0)
-        sum_gw_xhat = np.float64(0.0)
-        for c in range(cols):  # the row sums, and this row's share of dweight and dbias
-            xhat = (x[r, c] - mu) * inv
-            gw = grad[r, c] * weight[c]
-            sum_gw += gw
-            sum_gw_xhat += gw * xhat
-            dweight[c] += grad[r, c] * xhat
-            dbias[c] += grad[r, c]
-        mean_gw = sum_gw / cols
-        mean_gw_xhat = sum_gw_xhat / cols
+    block_dweight, block_dbias = np.empty(cols, x.dtype), np.empty(cols, x.dtype)
+    for start in range(0, rows, 64):
+        block_dweight[:] = 0.0
+        block_dbias[:] = 0.0
+        for r in range(start, min(start + 64, rows)):
+            mu, inv = mean[r], rstd[r]
+            sum_gw = np.float64(0.0)
+            sum_gw_xhat = np.float64(0.0)
+            if abs(mu) * inv <= DATA_PRECISION_SPREAD and 1e-30 < inv < 1e30:  # as in the forward
+                mu_data, inv_data = x.dtype.type(mu), x.dtype.type(inv)
+                for c in range(cols):
+                    gw = grad[r, c] * weight[c]
+                    sum_gw += gw
+                    sum_gw_xhat += gw * ((x[r, c] - mu_data) * inv_data)
+                mean_gw, mean_gw_xhat = x.dtype.type(sum_gw / cols), x.dtype.type(sum_gw_xhat / cols)
+                for c in range(cols):
+                    g = grad[r, c]
+                    xhat = (x[r, c] - mu_data) * inv_data
+                    dx[r, c] = inv_data * (g * weight[c] - mean_gw - xhat * mean_gw_xhat)
+                    block_dweight[c] += g * xhat
+                    block_dbias[c] += g
+            else:  # the same two loops in float64
+                for c in range(cols):
+                    gw = grad[r, c] * weight[c]
+                    sum_gw += gw
+                    sum_gw_xhat += gw * ((x[r, c] - mu) * inv)
+                mean_gw, mean_gw_xhat = sum_gw / cols, sum_gw_xhat / cols
+                for c in range(cols):
+                    g = grad[r, c]
+                    xhat = (x[r, c] - mu) * inv
+                    dx[r, c] = inv * (g * weight[c] - mean_gw - xhat * mean_gw_xhat)
+                    block_dweight[c] += g * xhat
+                    block_dbias[c] += g
         for c in range(cols):
-            xhat = (x[r, c] - mu) * inv
-            dx[r, c] = inv * (grad[r, c] * weight[c] - mean_gw - xhat * mean_gw_xhat)
+            dweight[c] += block_dweight[c]
+            dbias[c] += block_dbias[c]
+
+
+def reference_layer_norm_backward(grad, x, weight, mean, rstd):
+    """layer_norm_backward in numpy, in float64: (dx, dweight, dbias)."""
+    xhat = (x.astype(np.float64) - mean[:, None]) * rstd[:, None]
+    gw = grad.astype(np.float64) * weight
+    dx = rstd[:, None] * (gw - gw.mean(axis=1, keepdims=True) - xhat * (gw * xhat).mean(axis=1, keepdims=True))
+    return dx.astype(x.dtype), (grad * xhat).sum(axis=0), grad.astype(np.float64).sum(axis=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,34 +222,19 @@ def rnn_step_backward(grad_output, grad_next, hidden, relu, d_summed):
 
 @jit
 def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd, d_summed, d_gain, d_bias):
-    """One step of the LN-RNN backward, rows of (N, H); h = tanh(z), z = xhat * gain + bias.
+    """One step of the LN-RNN backward, rows of (N, H); h = tanh(z), z = LN(a) = xhat * gain + bias.
 
-    With dh = grad_output + grad_next, dz = dh * (1 - h^2), xhat = (a - mean) * rstd, dzg = dz * gain:
-    d_summed = rstd * (dzg - mean(dzg) - xhat * mean(dzg * xhat)) (the layer-norm backward),
-    and d_gain += sum over rows of dz * xhat, d_bias += sum over rows of dz (accumulated over steps).
+    dz = (grad_output + grad_next) * (1 - h^2), then the layer-norm backward of dz
+    (layer_norm_backward): d_summed = dL/da, d_gain += sum over rows of dz * xhat, d_bias += sum of dz.
     """
+    dz = np.empty(hidden.shape, hidden.dtype)
+    one = hidden.dtype.type(1.0)
     rows, cols = hidden.shape
-    dz = np.empty(cols, dtype=np.float64)
     for r in range(rows):
-        mu = mean[r]
-        inv = rstd[r]
-        sum_dzg = np.float64(0.0)
-        sum_dzg_xhat = np.float64(0.0)
         for c in range(cols):
             h = hidden[r, c]
-            d = (grad_output[r, c] + grad_next[r, c]) * (1.0 - h * h)
-            dz[c] = d
-            xhat = (summed[r, c] - mu) * inv
-            dzg = d * gain[c]
-            sum_dzg += dzg
-            sum_dzg_xhat += dzg * xhat
-            d_gain[c] += d * xhat
-            d_bias[c] += d
-        mean_dzg = sum_dzg / cols
-        mean_dzg_xhat = sum_dzg_xhat / cols
-        for c in range(cols):
-            xhat = (summed[r, c] - mu) * inv
-            d_summed[r, c] = inv * (dz[c] * gain[c] - mean_dzg - xhat * mean_dzg_xhat)
+            dz[r, c] = (grad_output[r, c] + grad_next[r, c]) * (one - h * h)
+    layer_norm_backward(dz, summed, gain, mean, rstd, d_summed, d_gain, d_bias)
 
 
 # --------------------------------------------------------------------------------------------

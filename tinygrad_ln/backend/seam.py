@@ -111,9 +111,9 @@ def layer_norm_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, mea
     weight = _input(op, "weight", weight, dtype, (cols,))
     mean, rstd = _input(op, "mean", mean, F64, (rows,)), _input(op, "rstd", rstd, F64, (rows,))
     dx = buffers.empty(x.shape, dtype)
-    dweight, dbias = np.zeros(cols, dtype), np.zeros(cols, dtype)
+    dweight, dbias = np.zeros(cols, F64), np.zeros(cols, F64)  # sums over every row: float64
     kernels.layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias)
-    return dx, dweight, dbias
+    return dx, dweight.astype(dtype), dbias.astype(dtype)
 
 
 # ---- Dropout, Embedding, cross-entropy ----------------------------------------------------------

@@ -83,3 +83,39 @@ def test_fused_and_primitive_training_agree_after_the_speed_work():
                 found.append(loss.item())
         losses[fused] = found
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+
+
+@pytest.mark.parametrize("index_shape", [(), (5,), (64, 32)])
+def test_embedding_lookups_from_reused_buffers_are_the_table_rows_and_never_shared(index_shape):
+    """The fused embedding writes its lookups into arrays from backend/buffers.py (above 128 KB): each
+    result is table[indices], and results alive at once never share memory."""
+    rng = np.random.default_rng(3)
+    table = nn.Embedding(96, 64)
+    indices = rng.integers(0, 96, size=index_shape)
+    first = table(indices)
+    second = table(indices[::-1] if index_shape else indices)
+    np.testing.assert_array_equal(first.data, table.weight.data[indices])
+    assert first.shape == index_shape + (64,)
+    assert not np.shares_memory(first.data, second.data)
+    kept = first.data.copy()
+    del second
+    third = table(np.zeros(index_shape, dtype=np.int64))  # may reuse the second's array, never the first's
+    np.testing.assert_array_equal(first.data, kept)
+    np.testing.assert_array_equal(third.data, np.broadcast_to(table.weight.data[0], index_shape + (64,)))
+
+
+def test_cross_entropy_from_reused_buffers_matches_twice_alive():
+    rng = np.random.default_rng(4)
+    logits = Tensor(rng.standard_normal((2048, 96), dtype=np.float32), requires_grad=True)
+    target = rng.integers(0, 96, size=2048)
+    first = nn.functional.cross_entropy(logits, target)
+    second = nn.functional.cross_entropy(logits * 2, target)
+    first.backward()
+    grad_first = logits.grad.data.copy()
+    second.backward()
+    shifted = logits.data - logits.data.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(first.item(), -log_p[np.arange(2048), target].mean(), rtol=1e-5)
+    p = np.exp(log_p)
+    p[np.arange(2048), target] -= 1
+    np.testing.assert_allclose(grad_first, p / 2048, rtol=1e-4, atol=1e-8)

@@ -130,6 +130,21 @@ def dropout_apply(x: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
+def gather_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """table[index] for a table (R, D) and int64 indices of any shape: (*index.shape, D), the forward
+    of an embedding lookup (numpy's take, into an array from buffers.py)."""
+    op = "embedding"
+    if type(table) is not np.ndarray or table.ndim != 2:
+        raise ValueError(f"{op}: the table must be a 2-d numpy array")
+    shape = np.shape(index)
+    index = _input(op, "indices", index, INDEX).reshape(shape)  # (ascontiguousarray makes 0-d 1-d)
+    if index.size and (index.min() < 0 or index.max() >= len(table)):
+        raise IndexError(f"{op}: indices hold values outside [0, {len(table)})")
+    out = buffers.empty(shape + table.shape[1:], table.dtype)
+    np.take(table, index, axis=0, out=out, mode="clip")  # (every index checked: "clip" never clips)
+    return out
+
+
 def scatter_add_rows(grad: np.ndarray, index: np.ndarray, num_rows: int) -> np.ndarray:
     """out (num_rows, D) with out[index[i]] += grad[i]: the backward of an embedding lookup."""
     op = "embedding backward"
@@ -146,7 +161,7 @@ def softmax_rows(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     op = "cross_entropy"
     dtype = _float_dtype(op, logits)
     logits = _matrix(op, "logits", logits, dtype)
-    shifted = np.empty(logits.shape, dtype)
+    shifted = buffers.empty(logits.shape, dtype)
     kernels.subtract_row_max(logits, shifted)
     # numpy's exp is vectorised (several times faster than a scalar exp in a Numba loop)
     probabilities = buffers.empty(logits.shape, dtype)

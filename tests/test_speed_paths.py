@@ -119,3 +119,48 @@ def test_cross_entropy_from_reused_buffers_matches_twice_alive():
     p = np.exp(log_p)
     p[np.arange(2048), target] -= 1
     np.testing.assert_allclose(grad_first, p / 2048, rtol=1e-4, atol=1e-8)
+
+
+def test_gradients_summed_in_place_by_the_engine_are_right_and_touch_nothing_else():
+    """run_backward adds the third and later gradients of a tensor into the sum it made for the second:
+    the totals stay right, and no array anyone else holds (a seed, a gradient handed to two inputs, a
+    retained .grad, what autograd.grad returns) changes."""
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    y = x * 2.0                     # used five times below
+    y.retain_grad()
+    z = y + y                       # Add hands the same gradient array to both uses
+    total = z * y + y.exp() + y     # y's gradient: 2 (from z) * y ... summed from five places
+    seed = np.array([1.0, 10.0, 100.0])
+    kept_seed = seed.copy()
+    total.backward(seed)
+    y_values = 2.0 * np.array([1.0, 2.0, 3.0])
+    d_total_d_y = 2 * y_values + 2 * y_values + np.exp(y_values) + 1  # d(2y * y)/dy = 4y, + e^y + 1
+    np.testing.assert_allclose(y.grad.data, seed * d_total_d_y)
+    np.testing.assert_allclose(x.grad.data, 2 * seed * d_total_d_y)
+    np.testing.assert_array_equal(seed, kept_seed)
+    (dy,) = tl.autograd.grad(total, y, grad_outputs=seed)
+    np.testing.assert_allclose(dy.data, seed * d_total_d_y)
+    np.testing.assert_allclose(y.grad.data, seed * d_total_d_y)  # grad() left .grad alone
+
+
+def test_a_leaf_used_many_times_sums_every_use():
+    rng = np.random.default_rng(5)
+    w = Tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    h = Tensor(np.ones((2, 4)))
+    for _ in range(6):  # w used six times, as in an RNN's loop over time
+        h = (h @ w).tanh()
+    h.sum().backward()
+    numeric = np.zeros((4, 4))
+    step = 1e-6
+    for i in range(4):
+        for j in range(4):
+            values = []
+            for sign in (1, -1):
+                shifted = w.data.copy()
+                shifted[i, j] += sign * step
+                a = np.ones((2, 4))
+                for _ in range(6):
+                    a = np.tanh(a @ shifted)
+                values.append(a.sum())
+            numeric[i, j] = (values[0] - values[1]) / (2 * step)
+    np.testing.assert_allclose(w.grad.data, numeric, rtol=1e-6, atol=1e-8)

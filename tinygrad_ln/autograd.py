@@ -88,8 +88,7 @@ class Function:
             data = node.forward(*[t.data for t in inputs], **params)
         except (ValueError, IndexError) as error:
             raise checks.op_error(cls.name, error, inputs) from error  # your line stays in the traceback
-        if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
-            data = np.asarray(data)
+        data = data if type(data) is np.ndarray else np.asarray(data)  # numpy returns scalars for 0-d results
         if not (modes.grad_enabled and True in needs):  # nobody will ask for a gradient: no node
             return checks.after_forward(node, inputs, inputs[0]._make(data))
         node.inputs, node.needs_input_grad, node.scope = inputs, needs, modes.scope
@@ -135,6 +134,7 @@ def run_backward(roots: Sequence[Any], grads: Sequence[np.ndarray],
     ``.grad``). ``visit(node, grad)``, if given, sees each node with its output's complete gradient.
     """
     pending: dict[Any, np.ndarray] = {}  # node (or leaf tensor) -> the gradient summed so far
+    own_sums: set = set()  # keys whose pending array is a sum made here, which no one else has seen
     for root, grad in zip(roots, grads):
         pending[root.grad_fn] = pending[root.grad_fn] + grad if root.grad_fn in pending else grad
     with np.errstate(all="ignore"):  # 0 * inf, inf - inf... in gradients are silent, as in PyTorch
@@ -151,7 +151,13 @@ def run_backward(roots: Sequence[Any], grads: Sequence[np.ndarray],
                 if input_grad is None or not tensor.requires_grad:
                     continue
                 key = tensor if tensor.grad_fn is None else tensor.grad_fn  # a leaf sums its own gradient
-                pending[key] = pending[key] + input_grad if key in pending else input_grad
+                if key not in pending:
+                    pending[key] = input_grad
+                elif key in own_sums:  # add into our own sum: no new array per gradient
+                    pending[key] += input_grad
+                else:
+                    pending[key] = pending[key] + input_grad
+                    own_sums.add(key)
     return pending  # every node has been popped: what is left are the leaves
 
 

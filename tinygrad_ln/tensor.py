@@ -35,9 +35,7 @@ class Tensor(TensorMethods):
     __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        self.data: np.ndarray = as_array(data, dtype)
+        self.data: np.ndarray = as_array(data.data if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
         self.grad_fn: autograd.Function | None = None
         self.requires_grad = False
@@ -50,9 +48,7 @@ class Tensor(TensorMethods):
         """Wrap an array without copying: for op results (``Function.apply`` reaches it through its
         first input, so autograd.py needs no import of Tensor)."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.grad = None
-        t.grad_fn = grad_fn
+        t.data, t.grad, t.grad_fn = data, None, grad_fn
         t.requires_grad = grad_fn is not None
         t._version = None
         return t
@@ -66,10 +62,8 @@ class Tensor(TensorMethods):
         The graph is kept, so calling backward again adds the same gradients again.
         """
         seed = autograd.initial_gradient(self, gradient, "backward")  # dL/dL = 1 for a loss
-        if self.grad_fn is None:  # a leaf: its gradient is the seed itself
-            leaf_grads = {self: seed}
-        else:
-            leaf_grads = autograd.run_backward([self], [seed], keep_retained_grad)
+        leaf_grads = ({self: seed} if self.grad_fn is None  # a leaf: its gradient is the seed itself
+                      else autograd.run_backward([self], [seed], keep_retained_grad))
         owned = checks.owned_gradients(leaf_grads, [seed])  # arrays a leaf may keep without a copy
         with checks.gradient_lock, np.errstate(all="ignore"):  # (lock: concurrent passes must add every gradient)
             for leaf, grad in leaf_grads.items():

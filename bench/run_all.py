@@ -80,7 +80,7 @@ def table_row(record: dict[str, Any]) -> list[str]:
     speedups = [key for key in record if key.startswith("speedup_vs_")]
     if speedups:
         baseline = speedups[0].removeprefix("speedup_vs_")
-        label = "np.add.at" if baseline == "np_add_at" else baseline
+        label = {"np_add_at": "np.add.at", "one_thread": "tl.set_num_threads(1)"}.get(baseline, baseline)
         reference = f"{label} {_measurement(record, baseline) or ''}".strip()
         ratio = f"{_number(record[speedups[0]])}x"
     elif "fraction_of_bandwidth" in record:

@@ -107,8 +107,8 @@ def after_forward(node: Any, inputs: tuple, output: Any) -> Any:
                 break
     recorded = output.grad_fn is node
     if recorded and node.saved_tensors:
-        node.checks = _Records()
-        node.checks.versions = _record_versions(node, inputs, output)
+        node.checks = kept = _Records()
+        kept.versions = _record_versions(node, inputs, output)
     if _anomaly.enabled:
         _check_output(node, output.data, inputs, recorded)
     return output
@@ -126,7 +126,7 @@ def _record_versions(node: Any, inputs: tuple, output: Any) -> tuple:
             owner = _owner(array, inputs, output)
             if owner is None:  # an array the op made for itself: nobody else can write it
                 continue
-        counter = version_counter(owner)
+        counter = owner._version or version_counter(owner)
         counter.saved_by = node_ref
         found.append((counter, counter.value, owner.data))
     return tuple(found)
@@ -183,12 +183,16 @@ def owned_gradients(leaf_grads: dict, seeds: list[np.ndarray]) -> set:
     An array made by a backward for one leaf alone can be kept without a copy (PyTorch does the
     same); later gradients are then added into it in place. So can a reshape of one (a fused op
     computes on rows and returns ``dx.reshape(x.shape)``). Not so for memory that is also another
-    leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed through, part
-    of a larger array, or read-only.
+    such leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed through,
+    part of a larger array, or read-only. A leaf that has a ``.grad`` already adds the array into
+    it and keeps nothing, so it is not asked about.
     """
+    new_leaves = [(leaf, array) for leaf, array in leaf_grads.items() if leaf.grad is None]
+    if not new_leaves:
+        return set()
     owned: set = set()
     holder: dict[int, Any] = {id(_memory_root(seed)): None for seed in seeds}  # memory -> the one leaf given it
-    for leaf, array in leaf_grads.items():
+    for leaf, array in new_leaves:
         memory = array if array.base is None and array.flags.writeable else _whole_memory(array)
         if memory is None:
             continue

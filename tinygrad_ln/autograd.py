@@ -170,7 +170,9 @@ def initial_gradient(output: Any, gradient: Any, op: str) -> np.ndarray:
         if output.data.size != 1:
             raise RuntimeError(f"{op}: grad can be implicitly created only for one-element outputs; this one has "
                                f"shape {output.shape}, so pass a gradient of that shape")
-        return np.ones(output.data.shape, dtype=output.data.dtype)
+        ones = np.empty(output.data.shape, dtype=output.data.dtype)
+        ones.fill(1)  # (np.ones does the same through a Python wrapper: 1 us of a 20 us backward)
+        return ones
     grad = np.asarray(getattr(gradient, "data", gradient), dtype=output.data.dtype)
     if grad.shape != output.shape:
         raise RuntimeError(f"{op}: gradient has shape {grad.shape} but the tensor has shape {output.shape}")

@@ -42,6 +42,8 @@ def _float_dtype(op: str, array: object) -> np.dtype:
     """The float dtype a kernel computes in for ``array``: float32 or float64, else a TypeError."""
     if type(array) is not np.ndarray:
         raise TypeError(f"{op}: expected a numpy array, got {type(array).__name__}")
+    if array.dtype in FLOATS:  # (the common case, without making a dtype object)
+        return array.dtype
     dtype = array.dtype.newbyteorder("=")
     if dtype not in FLOATS:
         raise TypeError(f"{op}: expected float32 or float64 values, got dtype {array.dtype}")
@@ -58,7 +60,7 @@ def _matrix(op: str, name: str, array: object, dtype: np.dtype) -> np.ndarray:
 def _indices(op: str, name: str, array: object, shape: tuple[int, ...], size: int) -> np.ndarray:
     """``array`` as contiguous int64 of ``shape``, every value in [0, size)."""
     checked = _input(op, name, array, INDEX, shape)
-    if checked.size and (checked.min() < 0 or checked.max() >= size):
+    if checked.size and checked.view(np.uint64).max() >= size:  # (a negative int64 is a huge uint64)
         raise IndexError(f"{op}: {name} holds values outside [0, {size})")
     return checked
 
@@ -138,7 +140,7 @@ def gather_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
         raise ValueError(f"{op}: the table must be a 2-d numpy array")
     shape = np.shape(index)
     index = _input(op, "indices", index, INDEX).reshape(shape)  # (ascontiguousarray makes 0-d 1-d)
-    if index.size and (index.min() < 0 or index.max() >= len(table)):
+    if index.size and index.view(np.uint64).max() >= len(table):  # (a negative int64 is a huge uint64)
         raise IndexError(f"{op}: indices hold values outside [0, {len(table)})")
     out = buffers.empty(shape + table.shape[1:], table.dtype)
     np.take(table, index, axis=0, out=out, mode="clip")  # (every index checked: "clip" never clips)

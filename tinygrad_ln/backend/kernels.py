@@ -42,6 +42,11 @@ def subtract_row_max(x, out):
             out[r, c] = x[r, c] - peak
 
 
+def reference_subtract_row_max(x):
+    """subtract_row_max in numpy."""
+    return x - x.max(axis=1, keepdims=True)
+
+
 @jit
 def normalize_rows(p, sums):
     """Divide each row of p by its sum, in place, and write the sums (R,) into ``sums``."""
@@ -56,6 +61,12 @@ def normalize_rows(p, sums):
         sums[r] = total
 
 
+def reference_normalize_rows(p):
+    """normalize_rows in numpy: (the normalized rows, their sums before)."""
+    sums = p.astype(np.float64).sum(axis=1)
+    return (p / sums[:, None]).astype(p.dtype), sums.astype(p.dtype)
+
+
 @jit
 def cross_entropy_backward(p, target, row_scale, out):
     """out[r, c] = row_scale[r] * (p[r, c] - [c == target[r]]), where p = softmax(x)."""
@@ -65,6 +76,13 @@ def cross_entropy_backward(p, target, row_scale, out):
         for c in range(cols):
             out[r, c] = p[r, c] * s
         out[r, target[r]] -= s
+
+
+def reference_cross_entropy_backward(p, target, row_scale):
+    """cross_entropy_backward in numpy."""
+    out = p * row_scale[:, None]
+    out[np.arange(len(p)), target] -= row_scale
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,6 +100,13 @@ def scatter_add_rows(grad, index, out):
         row = index[i]
         for d in range(dim):
             out[row, d] += grad[i, d]
+
+
+def reference_scatter_add_rows(grad, index, num_rows):
+    """scatter_add_rows in numpy (np.add.at adds repeated indices up, slowly)."""
+    out = np.zeros((num_rows, grad.shape[1]), grad.dtype)
+    np.add.at(out, index, grad)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +245,12 @@ def rnn_step_backward(grad_output, grad_next, hidden, relu, d_summed):
             d_summed[i] = d * (1.0 - hidden[i] * hidden[i])
 
 
+def reference_rnn_step_backward(grad_output, grad_next, hidden, relu):
+    """rnn_step_backward in numpy."""
+    d = grad_output + grad_next
+    return d * (hidden > 0) if relu else d * (1 - hidden * hidden)
+
+
 @jit
 def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd, d_summed, d_gain, d_bias):
     """One step of the LN-RNN backward, rows of (N, H); h = tanh(z), z = LN(a) = xhat * gain + bias.
@@ -237,6 +268,12 @@ def layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean,
     layer_norm_backward(dz, summed, gain, mean, rstd, d_summed, d_gain, d_bias)
 
 
+def reference_layer_norm_tanh_backward(grad_output, grad_next, hidden, summed, gain, mean, rstd):
+    """layer_norm_tanh_backward in numpy, in float64: (d_summed, d_gain, d_bias) of this step."""
+    dz = (grad_output.astype(np.float64) + grad_next) * (1 - hidden.astype(np.float64) ** 2)
+    return reference_layer_norm_backward(dz, summed, gain, mean, rstd)
+
+
 # --------------------------------------------------------------------------------------------
 # Inverted dropout on flat arrays: mask and scale in one pass (numpy would make a temporary for mask * scale).
 # --------------------------------------------------------------------------------------------
@@ -250,6 +287,11 @@ def dropout_apply(x, keep, scale, out):
     """
     for i in range(x.size):
         out[i] = x[i] * (scale if keep[i] else 0.0)
+
+
+def reference_dropout_apply(x, keep, scale):
+    """dropout_apply in numpy."""
+    return x * np.where(keep, scale, 0.0).astype(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,3 +316,11 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step_size, bias_
         exp_avg_sq[i] = v
         param[i] -= step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps)
 
+
+def reference_adam_update(param, grad, exp_avg, exp_avg_sq, beta1, beta2, step_size, bias_correction2_sqrt, eps,
+                          weight_decay):
+    """adam_update in numpy, on copies: (param, exp_avg, exp_avg_sq) after the step."""
+    g = grad + weight_decay * param
+    m = beta1 * exp_avg + (1 - beta1) * g
+    v = beta2 * exp_avg_sq + (1 - beta2) * g * g
+    return param - step_size * m / (np.sqrt(v) / bias_correction2_sqrt + eps), m, v

@@ -88,7 +88,8 @@ class Function:
             data = node.forward(*[t.data for t in inputs], **params)
         except (ValueError, IndexError) as error:
             raise checks.op_error(cls.name, error, inputs) from error  # your line stays in the traceback
-        data = data if type(data) is np.ndarray else np.asarray(data)  # numpy returns scalars for 0-d results
+        if type(data) is not np.ndarray:  # numpy returns scalars for 0-d results
+            data = np.asarray(data)
         if not (modes.grad_enabled and True in needs):  # nobody will ask for a gradient: no node
             return checks.after_forward(node, inputs, inputs[0]._make(data))
         node.inputs, node.needs_input_grad, node.scope = inputs, needs, modes.scope

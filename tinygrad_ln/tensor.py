@@ -49,8 +49,7 @@ class Tensor(TensorMethods):
         first input, so autograd.py needs no import of Tensor)."""
         t = object.__new__(Tensor)
         t.data, t.grad, t.grad_fn = data, None, grad_fn
-        t.requires_grad = grad_fn is not None
-        t._version = None
+        t.requires_grad, t._version = grad_fn is not None, None  # (no version counter until one is needed)
         return t
 
     # ---- autograd -----------------------------------------------------------------------------

@@ -24,8 +24,8 @@ from _common import THREADS, machine  # isort: skip  (before numpy: the thread p
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
-SCRIPTS = ("memory_bandwidth", "per_op_overhead", "embedding_backward", "layernorm", "char_rnn_step", "threads",
-           "startup")
+SCRIPTS = ("memory_bandwidth", "per_op_overhead", "embedding_backward", "layernorm", "char_rnn_step", "machinery",
+           "threads", "startup")
 UNITS = {"ms": "ms", "us": "µs", "s": "s", "GBps": "GB/s"}
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 

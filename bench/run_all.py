@@ -24,8 +24,8 @@ from _common import THREADS, machine  # isort: skip  (before numpy: the thread p
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
-SCRIPTS = ("memory_bandwidth", "per_op_overhead", "embedding_backward", "layernorm", "char_rnn_step", "threads",
-           "startup")
+SCRIPTS = ("memory_bandwidth", "per_op_overhead", "embedding_backward", "layernorm", "char_rnn_step", "machinery",
+           "threads", "startup")
 UNITS = {"ms": "ms", "us": "µs", "s": "s", "GBps": "GB/s"}
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -80,12 +80,14 @@ def table_row(record: dict[str, Any]) -> list[str]:
     speedups = [key for key in record if key.startswith("speedup_vs_")]
     if speedups:
         baseline = speedups[0].removeprefix("speedup_vs_")
-        label = "np.add.at" if baseline == "np_add_at" else baseline
+        label = {"np_add_at": "np.add.at", "one_thread": "tl.set_num_threads(1)"}.get(baseline, baseline)
         reference = f"{label} {_measurement(record, baseline) or ''}".strip()
         ratio = f"{_number(record[speedups[0]])}x"
     elif "fraction_of_bandwidth" in record:
         reference = f"machine {_measurement(record, 'machine')}"
         ratio = f"{record['fraction_of_bandwidth']:.0%} of bandwidth"
+    if ours is None and "summary" in record:  # a breakdown: its one-line summary
+        ours = record["summary"]
     if ours is None:  # e.g. memory_bandwidth: show its numbers as they are
         ours = ", ".join(f"{key.removesuffix('_GBps')} {_number(value)} GB/s"
                          for key, value in record.items() if key.endswith("_GBps"))

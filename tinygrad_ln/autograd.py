@@ -135,6 +135,7 @@ def run_backward(roots: Sequence[Any], grads: Sequence[np.ndarray],
     ``.grad``). ``visit(node, grad)``, if given, sees each node with its output's complete gradient.
     """
     pending: dict[Any, np.ndarray] = {}  # node (or leaf tensor) -> the gradient summed so far
+    own_sums: set = set()  # keys whose pending array is a sum made here, which no one else has seen
     for root, grad in zip(roots, grads):
         pending[root.grad_fn] = pending[root.grad_fn] + grad if root.grad_fn in pending else grad
     with np.errstate(all="ignore"):  # 0 * inf, inf - inf... in gradients are silent, as in PyTorch
@@ -151,7 +152,13 @@ def run_backward(roots: Sequence[Any], grads: Sequence[np.ndarray],
                 if input_grad is None or not tensor.requires_grad:
                     continue
                 key = tensor if tensor.grad_fn is None else tensor.grad_fn  # a leaf sums its own gradient
-                pending[key] = pending[key] + input_grad if key in pending else input_grad
+                if key not in pending:
+                    pending[key] = input_grad
+                elif key in own_sums:  # add into our own sum: no new array per gradient
+                    pending[key] += input_grad
+                else:
+                    pending[key] = pending[key] + input_grad
+                    own_sums.add(key)
     return pending  # every node has been popped: what is left are the leaves
 
 
@@ -164,7 +171,9 @@ def initial_gradient(output: Any, gradient: Any, op: str) -> np.ndarray:
         if output.data.size != 1:
             raise RuntimeError(f"{op}: grad can be implicitly created only for one-element outputs; this one has "
                                f"shape {output.shape}, so pass a gradient of that shape")
-        return np.ones(output.data.shape, dtype=output.data.dtype)
+        ones = np.empty(output.data.shape, dtype=output.data.dtype)
+        ones.fill(1)  # (np.ones does the same through a Python wrapper: 1 us of a 20 us backward)
+        return ones
     grad = np.asarray(getattr(gradient, "data", gradient), dtype=output.data.dtype)
     if grad.shape != output.shape:
         raise RuntimeError(f"{op}: gradient has shape {grad.shape} but the tensor has shape {output.shape}")

@@ -107,8 +107,8 @@ def after_forward(node: Any, inputs: tuple, output: Any) -> Any:
                 break
     recorded = output.grad_fn is node
     if recorded and node.saved_tensors:
-        node.checks = _Records()
-        node.checks.versions = _record_versions(node, inputs, output)
+        node.checks = kept = _Records()
+        kept.versions = _record_versions(node, inputs, output)
     if _anomaly.enabled:
         _check_output(node, output.data, inputs, recorded)
     return output
@@ -126,7 +126,7 @@ def _record_versions(node: Any, inputs: tuple, output: Any) -> tuple:
             owner = _owner(array, inputs, output)
             if owner is None:  # an array the op made for itself: nobody else can write it
                 continue
-        counter = version_counter(owner)
+        counter = owner._version or version_counter(owner)
         counter.saved_by = node_ref
         found.append((counter, counter.value, owner.data))
     return tuple(found)
@@ -181,17 +181,40 @@ def owned_gradients(leaf_grads: dict, seeds: list[np.ndarray]) -> set:
     """Seam: the leaves among ``leaf_grads`` whose gradient array a leaf may keep as its ``.grad``.
 
     An array made by a backward for one leaf alone can be kept without a copy (PyTorch does the
-    same); later gradients are then added into it in place. Not so for an array that is also
-    another leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed
-    through, a view of other memory, or a read-only array.
+    same); later gradients are then added into it in place. So can a reshape of one (a fused op
+    computes on rows and returns ``dx.reshape(x.shape)``). Not so for memory that is also another
+    such leaf's gradient (``a + b`` hands ``g`` to both), one of the caller's seeds passed through,
+    part of a larger array, or read-only. A leaf that has a ``.grad`` already adds the array into
+    it and keeps nothing, so it is not asked about.
     """
-    counts: dict[int, int] = {}
-    for array in leaf_grads.values():
-        counts[id(array)] = counts.get(id(array), 0) + 1
-    seed_ids = {id(seed) for seed in seeds}
-    return {leaf for leaf, array in leaf_grads.items()
-            if counts[id(array)] == 1 and id(array) not in seed_ids and array.base is None
-            and array.flags.writeable}
+    new_leaves = [(leaf, array) for leaf, array in leaf_grads.items() if leaf.grad is None]
+    if not new_leaves:
+        return set()
+    owned: set = set()
+    holder: dict[int, Any] = {id(_memory_root(seed)): None for seed in seeds}  # memory -> the one leaf given it
+    for leaf, array in new_leaves:
+        memory = array if array.base is None and array.flags.writeable else _whole_memory(array)
+        if memory is None:
+            continue
+        key = id(memory)
+        if key in holder:  # a seed, or given to another leaf too: nobody keeps it
+            owned.discard(holder[key])
+        else:
+            holder[key] = leaf
+            owned.add(leaf)
+    return owned
+
+
+def _whole_memory(array: np.ndarray) -> np.ndarray | None:
+    """The writable array whose memory ``array`` is, all of it, in C order: ``array`` itself or the
+    array it reshapes; None for a read-only array or a view of part of some memory."""
+    base = array.base
+    if base is None:
+        return array if array.flags.writeable else None
+    if (type(base) is np.ndarray and base.base is None and base.nbytes == array.nbytes and base.flags.writeable
+            and base.flags.c_contiguous and array.flags.c_contiguous and array.flags.writeable):
+        return base
+    return None
 
 
 # --------------------------------------------------------------------------------------------

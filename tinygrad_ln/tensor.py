@@ -35,9 +35,7 @@ class Tensor(TensorMethods):
     __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        self.data: np.ndarray = as_array(data, dtype)
+        self.data: np.ndarray = as_array(data.data if isinstance(data, Tensor) else data, dtype)
         self.grad: Tensor | None = None
         self.grad_fn: autograd.Function | None = None
         self.requires_grad = False
@@ -50,11 +48,8 @@ class Tensor(TensorMethods):
         """Wrap an array without copying: for op results (``Function.apply`` reaches it through its
         first input, so autograd.py needs no import of Tensor)."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.grad = None
-        t.grad_fn = grad_fn
-        t.requires_grad = grad_fn is not None
-        t._version = None
+        t.data, t.grad, t.grad_fn = data, None, grad_fn
+        t.requires_grad, t._version = grad_fn is not None, None  # (no version counter until one is needed)
         return t
 
     # ---- autograd -----------------------------------------------------------------------------
@@ -66,24 +61,22 @@ class Tensor(TensorMethods):
         The graph is kept, so calling backward again adds the same gradients again.
         """
         seed = autograd.initial_gradient(self, gradient, "backward")  # dL/dL = 1 for a loss
-        if self.grad_fn is None:  # a leaf: its gradient is the seed itself
-            self._accumulate_grad(seed)
-            return
-        leaf_grads = autograd.run_backward([self], [seed], keep_retained_grad)
+        leaf_grads = ({self: seed} if self.grad_fn is None  # a leaf: its gradient is the seed itself
+                      else autograd.run_backward([self], [seed], keep_retained_grad))
         owned = checks.owned_gradients(leaf_grads, [seed])  # arrays a leaf may keep without a copy
-        for leaf, grad in leaf_grads.items():
-            leaf._accumulate_grad(grad, owned=leaf in owned)
+        with checks.gradient_lock, np.errstate(all="ignore"):  # (lock: concurrent passes must add every gradient)
+            for leaf, grad in leaf_grads.items():
+                leaf._accumulate_grad(grad, owned=leaf in owned)
 
     def _accumulate_grad(self, grad: np.ndarray, owned: bool = False) -> None:
         """Add ``grad`` into ``.grad``: the first gradient becomes ``.grad`` (copied, unless the engine
         made it for this tensor alone: ``owned``), later ones are added into it in place."""
-        with checks.gradient_lock, np.errstate(all="ignore"):  # (lock: concurrent passes must add every gradient)
-            if self.grad is None:
-                keep = owned and grad.dtype == self.data.dtype
-                self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
-            else:
-                self.grad.data += grad
-                checks.bump_version(self.grad)
+        if self.grad is None:
+            keep = owned and grad.dtype == self.data.dtype
+            self.grad = Tensor._make(grad if keep else np.array(grad, dtype=self.data.dtype))
+        else:
+            self.grad.data += grad
+            checks.bump_version(self.grad)
 
     def detach(self) -> Tensor:
         """A tensor sharing this data (and its version counter) but cut from the graph."""

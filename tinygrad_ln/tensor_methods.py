@@ -484,7 +484,8 @@ def keep_retained_grad(node: Any, grad: np.ndarray) -> None:
     if node.retained is not None:
         output = node.retained()
         if output is not None:
-            output._accumulate_grad(grad)
+            with checks.gradient_lock:  # (run_backward has silenced numpy's warnings already)
+                output._accumulate_grad(grad)
 
 
 def where_condition(condition: Any) -> np.ndarray:

@@ -1,11 +1,13 @@
 """Reusing big arrays: the cure for the page-fault tax of large fused-op results.
 
-A fresh numpy array of a few MB is backed by pages the operating system has not handed out yet:
-the first write to each 4 KB page traps into the kernel. glibc gives freed blocks this big back to
-the system, so every training step pays again, and at LayerNorm sizes (8-32 MB per array) the
-faults cost as much as the arithmetic (bench/README.md measures it). ``empty`` instead hands out
-an array that an earlier result used and that nothing uses any more, whose pages are already
-mapped. Only seam.py allocates here; the primitive ops in ops.py keep plain numpy.
+A fresh numpy array of a few hundred KB or more is often backed by pages the operating system has
+not handed out yet: the first write to each 4 KB page traps into the kernel. glibc gives freed
+blocks above its mmap threshold (128 KB at first) back to the system, and trims freed memory at the
+top of its heap, so every training step pays again. At LayerNorm sizes (8-32 MB per array) the
+faults cost as much as the arithmetic; in a char-RNN step, where a dozen arrays of 0.5-1 MB live at
+once, they were a quarter of the step on this project's machine (bench/README.md measures both).
+``empty`` instead hands out an array that an earlier result used and that nothing uses any more,
+whose pages are already mapped. Only seam.py allocates here; the primitive ops in ops.py keep plain numpy.
 
 When an array is handed out again, the cache has proved two things:
   * nothing else refers to it: ``sys.getrefcount`` shows that the cache's own reference is the
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-MIN_BYTES = 1 << 20  # below 1 MB glibc serves arrays from memory it keeps: no faults to save
+MIN_BYTES = 1 << 17  # below glibc's first mmap threshold, 128 KB, arrays come from memory it keeps
 MAX_BYTES = 1 << 30  # at most this much is kept for reuse; beyond it, arrays are plain np.empty
 MAX_PER_SHAPE = 8  # a step holds only a few live arrays of one shape; more would be waste
 

@@ -78,7 +78,7 @@ class Embedding(Function):
 
     def forward(self, weight, *, indices, padding_idx=None):
         self.indices, self.num_embeddings, self.padding_idx = indices, weight.shape[0], padding_idx
-        return weight[indices]
+        return seam.gather_rows(weight, indices)
 
     # d weight[i]/d weight: row i collects the gradients of every position that looked it up
     # (indices repeat, so they add up: a Numba scatter-add); the padding row gets none

@@ -42,6 +42,8 @@ def _float_dtype(op: str, array: object) -> np.dtype:
     """The float dtype a kernel computes in for ``array``: float32 or float64, else a TypeError."""
     if type(array) is not np.ndarray:
         raise TypeError(f"{op}: expected a numpy array, got {type(array).__name__}")
+    if array.dtype in FLOATS:  # (the common case, without making a dtype object)
+        return array.dtype
     dtype = array.dtype.newbyteorder("=")
     if dtype not in FLOATS:
         raise TypeError(f"{op}: expected float32 or float64 values, got dtype {array.dtype}")
@@ -58,7 +60,7 @@ def _matrix(op: str, name: str, array: object, dtype: np.dtype) -> np.ndarray:
 def _indices(op: str, name: str, array: object, shape: tuple[int, ...], size: int) -> np.ndarray:
     """``array`` as contiguous int64 of ``shape``, every value in [0, size)."""
     checked = _input(op, name, array, INDEX, shape)
-    if checked.size and (checked.min() < 0 or checked.max() >= size):
+    if checked.size and checked.view(np.uint64).max() >= size:  # (a negative int64 is a huge uint64)
         raise IndexError(f"{op}: {name} holds values outside [0, {size})")
     return checked
 
@@ -111,9 +113,9 @@ def layer_norm_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray, mea
     weight = _input(op, "weight", weight, dtype, (cols,))
     mean, rstd = _input(op, "mean", mean, F64, (rows,)), _input(op, "rstd", rstd, F64, (rows,))
     dx = buffers.empty(x.shape, dtype)
-    dweight, dbias = np.zeros(cols, dtype), np.zeros(cols, dtype)
+    dweight, dbias = np.zeros(cols, F64), np.zeros(cols, F64)  # sums over every row: float64
     kernels.layer_norm_backward(grad, x, weight, mean, rstd, dx, dweight, dbias)
-    return dx, dweight, dbias
+    return dx, dweight.astype(dtype), dbias.astype(dtype)
 
 
 # ---- Dropout, Embedding, cross-entropy ----------------------------------------------------------
@@ -127,6 +129,21 @@ def dropout_apply(x: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
     keep = _input(op, "mask", keep, np.dtype(np.bool_), x.shape).reshape(-1)
     out = buffers.empty(x.shape, dtype)
     kernels.dropout_apply(flat, keep, float(scale), out.reshape(-1))
+    return out
+
+
+def gather_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """table[index] for a table (R, D) and int64 indices of any shape: (*index.shape, D), the forward
+    of an embedding lookup (numpy's take, into an array from buffers.py)."""
+    op = "embedding"
+    if type(table) is not np.ndarray or table.ndim != 2:
+        raise ValueError(f"{op}: the table must be a 2-d numpy array")
+    shape = np.shape(index)
+    index = _input(op, "indices", index, INDEX).reshape(shape)  # (ascontiguousarray makes 0-d 1-d)
+    if index.size and index.view(np.uint64).max() >= len(table):  # (a negative int64 is a huge uint64)
+        raise IndexError(f"{op}: indices hold values outside [0, {len(table)})")
+    out = buffers.empty(shape + table.shape[1:], table.dtype)
+    np.take(table, index, axis=0, out=out, mode="clip")  # (every index checked: "clip" never clips)
     return out
 
 
@@ -146,7 +163,7 @@ def softmax_rows(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     op = "cross_entropy"
     dtype = _float_dtype(op, logits)
     logits = _matrix(op, "logits", logits, dtype)
-    shifted = np.empty(logits.shape, dtype)
+    shifted = buffers.empty(logits.shape, dtype)
     kernels.subtract_row_max(logits, shifted)
     # numpy's exp is vectorised (several times faster than a scalar exp in a Numba loop)
     probabilities = buffers.empty(logits.shape, dtype)

@@ -1,10 +1,12 @@
 """How many threads numpy's BLAS uses: ``tl.set_num_threads`` (as ``torch.set_num_threads``).
 
 OpenBLAS, numpy's BLAS, starts one thread per core. On the small products of a char-RNN (a
-(32, H) batch times an (H, H) matrix at each step) the threads mostly wait for each other, and
-when the machine runs other work they wait for it too: measured on this project's 2-core machine
-(bench/README.md, "Threads"), a char-RNN step took 6.6 ms on one thread and 75 ms on OpenBLAS's
-two while other jobs ran. So the char-RNN example and the benchmarks call ``set_num_threads(1)``.
+(32, H) batch times an (H, H) matrix at each step) two threads gain a little on an idle machine
+and lose a lot on a busy one, where they wait for cores other work holds: measured on this
+project's 2-core machine (bench/threads.py, bench/README.md "Threads"), a char-RNN step was
+1.2-1.6x faster on OpenBLAS's two threads when the machine was quiet, and 3-7x slower while other
+jobs ran. So the char-RNN example calls ``set_num_threads(1)`` by default (``--threads``), and
+the benchmarks set ``OPENBLAS_NUM_THREADS`` through ``BENCH_THREADS``.
 
 The library never changes the count on its own: OpenBLAS's thread count is one setting for the
 whole process, so it is the program's choice, made once. ``set_num_threads`` changes it through

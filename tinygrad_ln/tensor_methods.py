@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,27 +27,28 @@ from .autograd import modes
 from .dtypes import DEFAULT_FLOAT, INT, as_array, is_float, promoted_pair
 from .random import generator
 
-if TYPE_CHECKING:
-    from .tensor import Tensor
-
 Shape = tuple[int, ...]
 
 
 class ValuesIndices(NamedTuple):
     """What ``max(dim)`` and ``min(dim)`` return, as ``torch.return_types.max``."""
 
-    values: Tensor
-    indices: Tensor
+    values: TensorMethods  # (a Tensor: see TensorMethods' docstring on the annotations)
+    indices: TensorMethods
 
 
 class TensorMethods:
-    """The methods of ``Tensor`` beyond its core (see the module docstring)."""
+    """The methods of ``Tensor`` beyond its core (see the module docstring).
+
+    They return Tensors; the annotations say ``TensorMethods``, the part of ``Tensor`` this module
+    can name without importing tensor.py, which imports this module.
+    """
 
     __slots__ = ()
 
     # ---- dtype rules for the operators' operands ------------------------------------------------
 
-    def _operand(self, value: Any) -> Tensor:
+    def _operand(self, value: Any) -> TensorMethods:
         """``value`` (a Tensor, array or number) as a tensor to combine with this one."""
         if isinstance(value, TensorMethods):
             return value
@@ -59,7 +60,7 @@ class TensorMethods:
             return self._make(np.asarray(value, dtype=DEFAULT_FLOAT if is_float_number else INT))
         return type(self)(value)
 
-    def _pair(self, other: Any) -> tuple[Tensor, Tensor]:
+    def _pair(self, other: Any) -> tuple[TensorMethods, TensorMethods]:
         """(self, other) as tensors of one dtype, promoted as PyTorch does (dtypes.promoted_pair)."""
         a, b = self, other if isinstance(other, TensorMethods) else self._operand(other)
         if a.data.dtype is not b.data.dtype and a.data.dtype != b.data.dtype:
@@ -67,11 +68,11 @@ class TensorMethods:
             a, b = a.to(a_dtype), b.to(b_dtype)
         return a, b
 
-    def _floating(self) -> Tensor:
+    def _floating(self) -> TensorMethods:
         """This tensor, or a float32 copy of integer data (for exp, log, division...)."""
         return self if is_float(self.data) else self._make(self.data.astype(DEFAULT_FLOAT))
 
-    def to(self, dtype: Any) -> Tensor:
+    def to(self, dtype: Any) -> TensorMethods:
         """This tensor in another dtype; differentiable between float dtypes."""
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
@@ -80,55 +81,55 @@ class TensorMethods:
             return self._make(self.data.astype(dtype))
         return ops.Cast.apply(self, dtype=dtype)
 
-    def float(self) -> Tensor:
+    def float(self) -> TensorMethods:
         """This tensor as float32, ``to(np.float32)``."""
         return self.to(np.float32)
 
-    def double(self) -> Tensor:
+    def double(self) -> TensorMethods:
         """This tensor as float64, ``to(np.float64)``."""
         return self.to(np.float64)
 
-    def long(self) -> Tensor:
+    def long(self) -> TensorMethods:
         """This tensor as int64 (indices), ``to(np.int64)``; not differentiable."""
         return self.to(np.int64)
 
     # ---- the method forms PyTorch users write: x.add(y), x.mul(2), ... -------------------------
 
-    def add(self, other: Any, alpha: float = 1) -> Tensor:
+    def add(self, other: Any, alpha: float = 1) -> TensorMethods:
         """``self + alpha * other`` (``torch.add``)."""
         return self + (other if alpha == 1 else self._operand(other) * alpha)
 
-    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+    def sub(self, other: Any, alpha: float = 1) -> TensorMethods:
         """``self - alpha * other`` (``torch.sub``)."""
         return self - (other if alpha == 1 else self._operand(other) * alpha)
 
-    def mul(self, other: Any) -> Tensor:
+    def mul(self, other: Any) -> TensorMethods:
         """``self * other``."""
         return self * other
 
-    def div(self, other: Any) -> Tensor:
+    def div(self, other: Any) -> TensorMethods:
         """``self / other`` (true division: integer tensors give float32)."""
         return self / other
 
-    def pow(self, exponent: Any) -> Tensor:
+    def pow(self, exponent: Any) -> TensorMethods:
         """``self ** exponent``."""
         return self**exponent
 
-    def neg(self) -> Tensor:
+    def neg(self) -> TensorMethods:
         """``-self``."""
         return -self
 
-    def matmul(self, other: Any) -> Tensor:
+    def matmul(self, other: Any) -> TensorMethods:
         """``self @ other``."""
         return self @ other
 
-    def __pos__(self) -> Tensor:
+    def __pos__(self) -> TensorMethods:
         return self
 
-    def __abs__(self) -> Tensor:
+    def __abs__(self) -> TensorMethods:
         return self.abs()
 
-    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:
+    def clamp(self, min: float | None = None, max: float | None = None) -> TensorMethods:
         """Each element limited to [min, max] (either may be None); the gradient flows where
         min <= x <= max. With min > max every element is max, as in PyTorch."""
         if min is None and max is None:
@@ -139,39 +140,39 @@ class TensorMethods:
 
     clip = clamp
 
-    def where(self, condition: Any, other: Any) -> Tensor:
+    def where(self, condition: Any, other: Any) -> TensorMethods:
         """``self`` where ``condition`` is true, else ``other`` (``torch.Tensor.where``)."""
         a, b = self._pair(other)
         return ops.Where.apply(a, b, condition=where_condition(condition))
 
     # ---- comparisons: plain boolean tensors outside the graph ----------------------------------
 
-    def _compare(self, other: Any, compare: Any) -> Tensor:
+    def _compare(self, other: Any, compare: Any) -> TensorMethods:
         a, b = self._pair(other)
         return self._make(np.asarray(compare(a.data, b.data)))
 
-    def __lt__(self, other: Any) -> Tensor:
+    def __lt__(self, other: Any) -> TensorMethods:
         return self._compare(other, np.less)
 
-    def __le__(self, other: Any) -> Tensor:
+    def __le__(self, other: Any) -> TensorMethods:
         return self._compare(other, np.less_equal)
 
-    def __gt__(self, other: Any) -> Tensor:
+    def __gt__(self, other: Any) -> TensorMethods:
         return self._compare(other, np.greater)
 
-    def __ge__(self, other: Any) -> Tensor:
+    def __ge__(self, other: Any) -> TensorMethods:
         return self._compare(other, np.greater_equal)
 
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+    def __eq__(self, other: Any) -> TensorMethods:  # type: ignore[override]
         return self._compare(other, np.equal)
 
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+    def __ne__(self, other: Any) -> TensorMethods:  # type: ignore[override]
         return self._compare(other, np.not_equal)
 
     # identity hashing, so tensors can be dict keys even though == is elementwise
     __hash__ = object.__hash__
 
-    def isclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Tensor:
+    def isclose(self, other: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> TensorMethods:
         """Elementwise ``|self - other| <= atol + rtol * |other|`` as a bool tensor (``torch.isclose``)."""
         a, b = self._pair(other)
         return self._make(np.asarray(np.isclose(a.data, b.data, rtol=rtol, atol=atol, equal_nan=equal_nan)))
@@ -182,11 +183,11 @@ class TensorMethods:
 
     # ---- reductions beyond sum and mean ---------------------------------------------------------
 
-    def amax(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    def amax(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> TensorMethods:
         """The largest values over ``dim`` (values only, ``torch.amax``); ties share the gradient."""
         return ops.AMax.apply(self, dim=dim, keepdim=keepdim)
 
-    def amin(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    def amin(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> TensorMethods:
         """The smallest values over ``dim`` (values only, ``torch.amin``); ties share the gradient."""
         return ops.AMin.apply(self, dim=dim, keepdim=keepdim)
 
@@ -214,48 +215,48 @@ class TensorMethods:
         values = ops.TakeAlongDim.apply(self, indices=indices.data, dim=dim, keepdim=keepdim, called_as=name)
         return ValuesIndices(values, indices if keepdim else indices.squeeze(dim))
 
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> TensorMethods:
         """Position of the largest element along ``dim`` (int64; the first among ties, a NaN counts
         as largest), or in the flattened tensor when ``dim`` is None. Not differentiable."""
         return self._make(_arg_extreme(self.data, dim, keepdim, np.argmax, "argmax"))
 
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> TensorMethods:
         """Position of the smallest element along ``dim`` (as ``argmax``)."""
         return self._make(_arg_extreme(self.data, dim, keepdim, np.argmin, "argmin"))
 
-    def all(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    def all(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> TensorMethods:
         """True where every element over ``dim`` is nonzero: a bool tensor (``torch.all``)."""
         dims = ops.normalize_dims(dim, self.ndim, "all")
         return self._make(np.asarray(self.data.all(axis=dims, keepdims=keepdim)))
 
-    def any(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor:
+    def any(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> TensorMethods:
         """True where some element over ``dim`` is nonzero: a bool tensor (``torch.any``)."""
         dims = ops.normalize_dims(dim, self.ndim, "any")
         return self._make(np.asarray(self.data.any(axis=dims, keepdims=keepdim)))
 
-    def softmax(self, dim: int = -1) -> Tensor:
+    def softmax(self, dim: int = -1) -> TensorMethods:
         """exp(x_i) / sum_j exp(x_j) along ``dim``: same shape, each slice sums to 1; stable for large x."""
         return ops.Softmax.apply(self._floating(), dim=dim)
 
-    def log_softmax(self, dim: int = -1) -> Tensor:
+    def log_softmax(self, dim: int = -1) -> TensorMethods:
         """x_i - log sum_j exp(x_j) along ``dim``: same shape; finite even for logits of +-1000."""
         return ops.LogSoftmax.apply(self._floating(), dim=dim)
 
     # ---- shape conveniences ----------------------------------------------------------------------
 
-    def view(self, *shape: Any) -> Tensor:
+    def view(self, *shape: Any) -> TensorMethods:
         """``reshape`` (numpy copies when it must, so every reshape works as a view would)."""
         return self.reshape(*shape)
 
-    def contiguous(self) -> Tensor:
+    def contiguous(self) -> TensorMethods:
         """This tensor: ops here never need a contiguous layout, so there is nothing to do."""
         return self
 
-    def flatten(self) -> Tensor:
+    def flatten(self) -> TensorMethods:
         """All elements in a 1-d tensor, ``reshape(-1)``."""
         return self.reshape(-1)
 
-    def transpose(self, dim0: int, dim1: int) -> Tensor:
+    def transpose(self, dim0: int, dim1: int) -> TensorMethods:
         """Dims ``dim0`` and ``dim1`` swapped: (A, B, C).transpose(0, 2) is (C, B, A); IndexError if out of range."""
         dims = list(range(self.ndim))
         d0, d1 = ops.normalize_dim(dim0, self.ndim, "transpose"), ops.normalize_dim(dim1, self.ndim, "transpose")
@@ -264,16 +265,16 @@ class TensorMethods:
         return ops.Permute.apply(self, dims=tuple(dims))
 
     @property
-    def T(self) -> Tensor:
+    def T(self) -> TensorMethods:
         """The transpose of a 2-d tensor (dims reversed in general)."""
         return ops.Permute.apply(self, dims=tuple(reversed(range(self.ndim))))
 
-    def unsqueeze(self, dim: int) -> Tensor:
+    def unsqueeze(self, dim: int) -> TensorMethods:
         """A size-1 dim inserted at ``dim``: (A, B).unsqueeze(1) has shape (A, 1, B); IndexError if out of range."""
         dim = ops.normalize_dim(dim, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim: int | tuple[int, ...] | None = None) -> Tensor:
+    def squeeze(self, dim: int | tuple[int, ...] | None = None) -> TensorMethods:
         """Drop size-1 dims: all of them, or those among ``dim`` (an int or a tuple) that have size 1."""
         if self.ndim == 0:
             return self
@@ -283,7 +284,7 @@ class TensorMethods:
             return self
         return self.reshape(shape)
 
-    def expand(self, *shape: Any) -> Tensor:
+    def expand(self, *shape: Any) -> TensorMethods:
         """Broadcast to ``shape`` without copying; -1 keeps a dim's size."""
         shape = shape_args(shape)
         offset = len(shape) - self.ndim
@@ -309,7 +310,7 @@ class TensorMethods:
             raise RuntimeError(f"{op}: in-place operations on tensors that are part of a graph are not supported; "
                                f"use the out-of-place form (e.g. a + b instead of a.add_(b))")
 
-    def _write(self, op: str, value: Any, combine: Any = None, alpha: float = 1) -> Tensor:
+    def _write(self, op: str, value: Any, combine: Any = None, alpha: float = 1) -> TensorMethods:
         """``data = value`` or ``data = combine(data, alpha * value)``, in place, cast to this dtype."""
         self._check_in_place(op, value)
         value = value.data if isinstance(value, TensorMethods) else value
@@ -329,31 +330,31 @@ class TensorMethods:
         checks.bump_version(self)
         return self
 
-    def copy_(self, src: Any) -> Tensor:
+    def copy_(self, src: Any) -> TensorMethods:
         """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor; returns self."""
         return self._write("copy_", src)
 
-    def fill_(self, value: float) -> Tensor:
+    def fill_(self, value: float) -> TensorMethods:
         """Set every element to ``value``; returns self."""
         return self._write("fill_", value)
 
-    def zero_(self) -> Tensor:
+    def zero_(self) -> TensorMethods:
         """Set every element to 0; returns self."""
         return self._write("zero_", 0)
 
-    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+    def add_(self, other: Any, alpha: float = 1) -> TensorMethods:
         """``self += alpha * other`` in place; returns self."""
         return self._write("add_", other, np.add, alpha)
 
-    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+    def sub_(self, other: Any, alpha: float = 1) -> TensorMethods:
         """``self -= alpha * other`` in place; returns self."""
         return self._write("sub_", other, np.subtract, alpha)
 
-    def mul_(self, other: Any) -> Tensor:
+    def mul_(self, other: Any) -> TensorMethods:
         """``self *= other`` in place; returns self."""
         return self._write("mul_", other, np.multiply)
 
-    def div_(self, other: Any) -> Tensor:
+    def div_(self, other: Any) -> TensorMethods:
         """``self /= other`` in place (float tensors); returns self."""
         return self._write("div_", other, np.true_divide)
 
@@ -422,7 +423,7 @@ class TensorMethods:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def retain_grad(self) -> Tensor:
+    def retain_grad(self) -> TensorMethods:
         """Ask a non-leaf tensor to keep its gradient in ``.grad`` during backward."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require grad")
@@ -433,17 +434,17 @@ class TensorMethods:
     # ---- constructors ---------------------------------------------------------------------------
 
     @classmethod
-    def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def zeros(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """A tensor of zeros: ``Tensor.zeros(2, 3)`` or ``Tensor.zeros((2, 3))``; float32 unless ``dtype`` is given."""
         return cls(np.zeros(shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
     @classmethod
-    def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def ones(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """A tensor of ones: ``Tensor.ones(2, 3)`` or ``Tensor.ones((2, 3))``; float32 unless ``dtype`` is given."""
         return cls(np.ones(shape_args(shape), dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 
     @classmethod
-    def full(cls, shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def full(cls, shape: Any, value: float, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """A tensor filled with ``value``; the dtype follows the value (int -> int64) unless given."""
         if dtype is None:
             dtype = as_array(value).dtype
@@ -451,20 +452,20 @@ class TensorMethods:
         return cls(np.full(shape, value, dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
-    def randn(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def randn(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """Standard normal samples from the library's seeded generator."""
         dtype = np.dtype(dtype or DEFAULT_FLOAT)
         return cls(generator().standard_normal(shape_args(shape), dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
-    def rand(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def rand(cls, *shape: Any, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """Uniform samples in [0, 1) from the library's seeded generator."""
         dtype = np.dtype(dtype or DEFAULT_FLOAT)
         return cls(generator().random(shape_args(shape), dtype=dtype), requires_grad=requires_grad)
 
     @classmethod
     def arange(cls, start: float, end: float | None = None, step: float = 1, requires_grad: bool = False,
-               dtype: Any = None) -> Tensor:
+               dtype: Any = None) -> TensorMethods:
         """``arange(n)`` is 0..n-1 as int64; float arguments give float32, as in PyTorch."""
         if end is None:
             start, end = 0, start
@@ -474,7 +475,7 @@ class TensorMethods:
         return cls(values, requires_grad=requires_grad, dtype=dtype)
 
     @classmethod
-    def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    def eye(cls, n: int, m: int | None = None, requires_grad: bool = False, dtype: Any = None) -> TensorMethods:
         """The (n, m) identity matrix (m = n by default): ones on the diagonal; float32 unless ``dtype`` is given."""
         return cls(np.eye(n, m, dtype=dtype or DEFAULT_FLOAT), requires_grad=requires_grad)
 

@@ -63,6 +63,7 @@ from char_rnn_files import (
     expect_int,
     expect_list,
     expect_str,
+    read_json_file,
     safe_text,
     write_text_atomically,
 )
@@ -201,14 +202,7 @@ def write_experiment_file(out: str, settings: dict[str, Any], options: dict[str,
 def read_experiment_file(out: str) -> dict[str, Any]:
     """experiment.json, checked (its settings build valid run configs); ValueError (one line) if damaged."""
     path = os.path.join(out, EXPERIMENT_FILE)
-    with open(path, "rb") as file:
-        content = file.read(MAX_RUN_FILE_BYTES + 1)
-    if len(content) > MAX_RUN_FILE_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_RUN_FILE_BYTES:,} bytes")
-    try:
-        saved = json.loads(content.decode("utf-8"))
-    except (ValueError, RecursionError) as error:
-        raise ValueError(f"{path} is not JSON ({error})") from None
+    saved = read_json_file(path, MAX_RUN_FILE_BYTES)
     saved = expect_dict(saved, EXPERIMENT_FILE, ("format", "version", "settings", "options", "text", "command"),
                         ("cwd",))
     options = expect_dict(saved["options"], f"{EXPERIMENT_FILE} options", tuple(EXPERIMENT_OPTIONS))

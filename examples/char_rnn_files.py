@@ -157,6 +157,19 @@ def expect_generator_state(value: Any, name: str) -> str:
     return text
 
 
+def read_json_file(path: str, max_bytes: int) -> Any:
+    """The JSON value in the file at ``path``, read no further than ``max_bytes``; ValueError (one line)
+    if it is larger or not JSON. FileNotFoundError if there is no such file."""
+    with open(path, "rb") as file:
+        content = file.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise ValueError(f"{path} is larger than {max_bytes:,} bytes")
+    try:
+        return json.loads(content.decode("utf-8"))
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{path} is not JSON ({error})") from None
+
+
 def check_plain_json(value: Any, name: str, depth: int = 0) -> None:
     """Only dicts with str keys, lists, text, numbers, booleans and None, at most 8 levels deep."""
     if depth > 8:

@@ -56,6 +56,7 @@ from char_rnn_files import (
     expect_list,
     expect_optional_float,
     expect_str,
+    read_json_file,
     safe_text,
     write_text_atomically,
 )
@@ -259,14 +260,7 @@ def read_run_file(folder: str) -> dict[str, Any]:
     Raises FileNotFoundError if there is none, ValueError (one line) if it is not one.
     """
     path = os.path.join(folder, RUN_FILE)
-    with open(path, "rb") as file:
-        content = file.read(MAX_RUN_FILE_BYTES + 1)
-    if len(content) > MAX_RUN_FILE_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_RUN_FILE_BYTES:,} bytes")
-    try:
-        saved = json.loads(content.decode("utf-8"))
-    except (ValueError, RecursionError) as error:
-        raise ValueError(f"{path} is not JSON ({error})") from None
+    saved = read_json_file(path, MAX_RUN_FILE_BYTES)
     saved = expect_dict(saved, RUN_FILE, ("format", "version", "config", "text", "options", "command"), ("cwd",))
     if saved["format"] != RUN_FORMAT:
         raise ValueError(f"{path} is not a char-RNN run file (format {safe_text(repr(saved['format']), True)[:60]})")

@@ -47,6 +47,16 @@ def test_set_num_threads_refuses_what_is_not_a_positive_int(bad):
         tl.set_num_threads(bad)
 
 
+def backward_at_once(losses: list) -> None:
+    """Each loss's backward in its own thread, all released at the same moment."""
+    start = threading.Barrier(len(losses))
+    workers = [threading.Thread(target=lambda loss=loss: (start.wait(), loss.backward())) for loss in losses]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_concurrent_backward_passes_through_a_shared_parameter_add_every_gradient(fused):
     # Two threads start backward at once through graphs sharing `weight`, whose .grad starts empty:
@@ -60,13 +70,7 @@ def test_concurrent_backward_passes_through_a_shared_parameter_add_every_gradien
     for _ in range(10):
         losses = [(layer_norm(x) * 0 + weight).sum() for _ in range(2)]
         weight.grad = None
-        start = threading.Barrier(2)
-        workers = [threading.Thread(target=lambda loss=loss, start=start: (start.wait(), loss.backward()))
-                   for loss in losses]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        backward_at_once(losses)
         short += int((weight.grad.data != 2).sum())
     assert short == 0, f"{short} gradient elements lost"
 
@@ -81,13 +85,7 @@ def test_concurrent_backward_passes_add_into_an_existing_grad_without_losing_any
     for _ in range(6):
         losses = [(weight * 1.0).sum() for _ in range(2)]
         weight.grad = Tensor(np.zeros((2048, 2048), np.float32))
-        start = threading.Barrier(2)
-        workers = [threading.Thread(target=lambda loss=loss, start=start: (start.wait(), loss.backward()))
-                   for loss in losses]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        backward_at_once(losses)
         lost += int((weight.grad.data != 2).sum())
     assert lost == 0, f"{lost} gradient elements lost"
 

@@ -91,11 +91,6 @@ class _Records:
         self.checksums: tuple = ()  # under detect_anomaly: (name, crc32) of every array the node holds
 
 
-def records(node: Any) -> _Records | None:
-    """The checks' records on ``node``, or None (nothing saved, no anomaly mode)."""
-    return node.__dict__.get("checks")
-
-
 def after_forward(node: Any, inputs: tuple, output: Any) -> Any:
     """Seam: ``Function.apply`` has made ``output``. Share a view's counter, note saved versions;
     under detect_anomaly check the output and checksum what the node keeps. Returns ``output``."""
@@ -161,11 +156,6 @@ def before_backward(node: Any, grad: np.ndarray) -> None:
             )
     if kept.checksums:
         _check_checksums(node, kept)
-
-
-def check_saved_versions(node: Any) -> None:
-    """RuntimeError if an array ``node`` saved was written in place since forward."""
-    before_backward(node, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,11 +236,6 @@ class detect_anomaly:
 
     def __exit__(self, *exc: object) -> None:
         _anomaly.enabled = self._previous
-
-
-def is_anomaly_enabled() -> bool:
-    """True inside ``detect_anomaly`` (in this thread)."""
-    return _anomaly.enabled
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -33,7 +33,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from char_rnn_data import CharVocab, TextFileError, load_text, text_sha256
-from char_rnn_files import RunInUseError, RunLock, safe_text
+from char_rnn_files import locked_folder, safe_text
 from char_rnn_model import LIMITS, ModelFileError, load_model_file
 from char_rnn_train import (
     BEST,
@@ -354,22 +354,8 @@ def main(argv: list[str] | None = None) -> Run:
     elif not os.path.isdir(args.out):
         raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no run to resume (no such folder); check "
                          "--out, or leave out --resume to start a new run")
-    created = not os.path.isdir(args.out)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as error:
-        raise SystemExit(f"error: --out {safe_text(args.out, True)}: {error.strerror}") from None
-    lock = RunLock(args.out)
-    try:
-        lock.acquire()
-    except RunInUseError as error:
-        raise SystemExit(f"error: --out {safe_text(str(error), True)}") from None
-    try:
+    with locked_folder(args.out):  # a run that could not start leaves no empty folder behind
         return locked_main(args, argv)
-    finally:
-        lock.release()
-        if created and not os.listdir(args.out):  # a run that could not start leaves no empty folder behind
-            os.rmdir(args.out)
 
 
 def locked_main(args: argparse.Namespace, argv: list[str]) -> Run:

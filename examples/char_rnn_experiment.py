@@ -63,6 +63,7 @@ from char_rnn_files import (
     expect_int,
     expect_list,
     expect_str,
+    locked_folder,
     read_json_file,
     safe_text,
     write_text_atomically,
@@ -444,21 +445,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif not os.path.isdir(args.out):
         raise SystemExit(f"error: --resume: {safe_text(args.out, True)} holds no experiment to resume (no such "
                          "folder); check --out, or leave out --resume to start one")
-    created = not os.path.isdir(args.out)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        lock = RunLock(args.out)
-        lock.acquire()
-    except RunInUseError as error:
-        raise SystemExit(f"error: --out {safe_text(str(error), True)}") from None
-    except OSError as error:
-        raise SystemExit(f"error: --out {safe_text(args.out, True)}: {error.strerror}") from None
-    try:
+    with locked_folder(args.out):  # an experiment that could not start leaves no empty folder behind
         return locked_main(args, argv)
-    finally:
-        lock.release()
-        if created and not os.listdir(args.out):  # an experiment that could not start leaves no empty folder
-            os.rmdir(args.out)
 
 
 def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[dict[str, Any], dict[str, int], Data, list[RunSpec]]:

@@ -26,6 +26,7 @@ import secrets
 import stat
 import time
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,28 @@ def write_text_atomically(path: str, text: str) -> None:
 
 
 STARTING_SECONDS = 10.0  # a lock file still without a pid after this long was left by a process that died
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str) -> Iterator[None]:
+    """Inside: ``folder`` exists and this process holds its lock (``RunLock``). A folder this made and
+    left empty (a run that could not start) is removed again. One-line SystemExit when the folder
+    cannot be made or another live process holds it."""
+    created = not os.path.isdir(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        lock = RunLock(folder)
+        lock.acquire()
+    except RunInUseError as error:
+        raise SystemExit(f"error: --out {safe_text(str(error), True)}") from None
+    except OSError as error:
+        raise SystemExit(f"error: --out {safe_text(folder, True)}: {error.strerror}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+        if created and not os.listdir(folder):
+            os.rmdir(folder)
 
 
 class RunInUseError(RuntimeError):
